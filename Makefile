@@ -1,0 +1,47 @@
+# CampusConnect: `make up` starts everything natively, `make test` runs every test against it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTEST := uv run --frozen pytest
+
+.PHONY: help install up down status logs clean seed test test-unit test-integration test-e2e lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+install: ## install everything that is missing (apt packages, uv, jars, Go build)
+	@stack/install.sh
+
+up: ## install what is missing and start the whole stack
+	@stack/up.sh
+
+down: ## stop every process
+	@stack/down.sh
+
+status: ## what is running
+	@stack/status.sh
+
+logs: ## follow every component's log (C=name for one)
+	@tail -n 50 -F .stack/logs/$(if $(C),$(C),*).log
+
+clean: down ## stop and wipe all data (keeps downloaded jars and binaries)
+	@rm -rf .stack/data .stack/run && echo "data wiped"
+
+seed: ## load sample users, groups, memberships, friendships and posts.json
+	@uv run --frozen campus seed
+
+lint: ## ruff and mypy
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+	uv run --frozen mypy libs services
+
+test: up ## start the stack if needed and run every test
+	$(PYTEST) tests
+
+test-unit: ## pure logic only, no servers
+	$(PYTEST) -m unit tests/unit
+
+test-integration: up ## tests against the running stack
+	$(PYTEST) -m integration tests/integration
+
+bench: up ## run the benchmark suite (QUICK=1 for a short run)
+	uv run --frozen python -m bench $(if $(QUICK),--quick,)

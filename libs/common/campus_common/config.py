@@ -1,0 +1,99 @@
+"""Settings pieces every service composes; values come from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import BaseModel, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[3]
+PLACEHOLDER = "__generate__"
+
+
+class PostgresDsn(BaseModel):
+    """Where one PostgreSQL database lives and who logs into it."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: SecretStr
+
+    def dsn(self) -> str:
+        """libpq URL with the password percent-encoded."""
+        pw = quote(self.password.get_secret_value(), safe="")
+        return f"postgresql://{self.user}:{pw}@{self.host}:{self.port}/{self.database}"
+
+
+class KafkaConfig(BaseModel):
+    """How to reach the Kafka broker."""
+
+    bootstrap_servers: str
+
+
+class CampusSettings(BaseSettings):
+    """The flat `CAMPUS_*` variables shared by all services; each service subclasses it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAMPUS_", env_file=ROOT / ".env", extra="ignore", frozen=True
+    )
+
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    pg_port: int = 5432
+    redis_port: int = 6379
+    kafka_port: int = 9092
+    connect_port: int = 8083
+    neo4j_bolt_port: int = 7687
+    neo4j_http_port: int = 7474
+    mongo_port: int = 27017
+    gateway_port: int = 8000
+    users_port: int = 8001
+    documents_port: int = 8002
+    graph_port: int = 8003
+    timeseries_port: int = 8004
+    log_level: str = "INFO"
+    # Natively everything is on CAMPUS_HOST; in docker-compose each server has its own name.
+    pg_host: str = ""
+    ts_pg_host: str = ""
+    ts_pg_port: int = 0
+    redis_host: str = ""
+    kafka_host: str = ""
+    connect_host: str = ""
+    neo4j_host: str = ""
+    mongo_host: str = ""
+    gateway_host: str = ""
+    users_host: str = ""
+    documents_host: str = ""
+    graph_host: str = ""
+    timeseries_host: str = ""
+
+    @model_validator(mode="after")
+    def _default_hosts(self) -> CampusSettings:
+        for name in type(self).model_fields:
+            if name.endswith("_host") and not getattr(self, name):
+                object.__setattr__(self, name, self.host)
+        if not self.ts_pg_port:
+            object.__setattr__(self, "ts_pg_port", self.pg_port)
+        return self
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> CampusSettings:
+        # A secret still reading the template placeholder means .env was never generated.
+        for name, value in self:
+            if isinstance(value, SecretStr) and value.get_secret_value() in ("", PLACEHOLDER):
+                if self.environment != "development" or value.get_secret_value() == PLACEHOLDER:
+                    raise ValueError(f"CAMPUS_{name.upper()} is not set: run `make up` to generate .env")
+        return self
+
+    @property
+    def kafka(self) -> KafkaConfig:
+        """The broker address."""
+        return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
+
+    def service_url(self, name: str) -> str:
+        """Base URL of a sibling service (`users`, `documents`, `graph`, `timeseries`, `gateway`)."""
+        host, port = getattr(self, f"{name}_host"), getattr(self, f"{name}_port")
+        return f"http://{host}:{port}"

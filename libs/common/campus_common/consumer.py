@@ -1,0 +1,339 @@
+"""The one Kafka consumer base every projection runs on.
+
+The idiom (aiokafka's, with auto-commit off): fetch a batch per partition, apply it to the
+store, then commit `offset + 1` for that partition. A crash between the two re-delivers the
+batch, so every projection must be idempotent and order-safe; nothing is ever skipped:
+- a store that is down is retried with backoff until it is back (the consumer waits);
+- a record that can never be applied goes to the projection's dead-letter topic with its
+  error attached, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter, Gauge, Histogram
+
+from campus_common import topics
+from campus_common.config import KafkaConfig
+from campus_common.kafka import ensure_topics, new_producer, start_with_retry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RECORDS = Counter(
+    "campus_projection_records_total", "Records handled", ["projection", "outcome"]
+)
+BATCH_SECONDS = Histogram(
+    "campus_projection_batch_seconds", "Time to apply one partition batch", ["projection"]
+)
+RETRIES = Counter(
+    "campus_projection_retries_total", "Batches retried because the store was down", ["projection"]
+)
+LAG = Gauge("campus_projection_lag", "Records not yet applied", ["projection"])
+PAUSED = Gauge("campus_projection_paused", "1 while the projection is paused", ["projection"])
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered(Generic[T]):
+    """A decoded record plus where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: T
+
+
+class PoisonRecordError(Exception):
+    """Raised by a projection for a record that can never be applied."""
+
+
+class Projection(ABC, Generic[T]):
+    """A Kafka-fed view in one store. Subclasses decode records and apply batches."""
+
+    name: str
+    topics: Sequence[str]
+
+    @abstractmethod
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> T | None:
+        """Turn a raw record into a typed value; None skips it (e.g. a tombstone); raise = poison."""
+
+    @abstractmethod
+    async def apply(self, batch: Sequence[Delivered[T]]) -> None:
+        """Apply a batch idempotently; raise PoisonRecordError for bad data, anything else retries."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a failure means 'the store is unavailable, wait and retry'."""
+        return not isinstance(exc, PoisonRecordError | ValueError | TypeError | KeyError)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStatus:
+    topic: str
+    partition: int
+    committed: int
+    end: int
+    lag: int
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ProjectionRunner[Any]) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in flight to be applied and committed before giving partitions up.
+        async with self.runner.batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # A pause is a property of the projection, not of the partitions it held before.
+        if self.runner.paused and assigned and self.runner.consumer is not None:
+            self.runner.consumer.pause(*assigned)
+
+
+class ProjectionRunner(Generic[T]):
+    """Runs one projection: start(), pause()/resume(), status(), stop()."""
+
+    def __init__(
+        self,
+        projection: Projection[T],
+        *,
+        kafka: KafkaConfig,
+        group_id: str | None = None,
+        max_batch: int = 1000,
+        poll_timeout_ms: int = 200,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.projection = projection
+        self.kafka = kafka
+        self.group_id = group_id or f"campus-{projection.name}"
+        self.max_batch = max_batch
+        self.poll_timeout_ms = poll_timeout_ms
+        self.max_backoff_s = max_backoff_s
+        self.consumer: AIOKafkaConsumer | None = None
+        self.batch_lock = asyncio.Lock()
+        self.paused = False
+        self.applied_total = 0
+        self.last_applied_at: float | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._dlq = new_producer(kafka)
+        self._dlq_started = False
+        self.dead_letter_topic = topics.dead_letter(projection.name)
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start consuming in the background (waits for Kafka there, not here)."""
+        self._task = asyncio.create_task(self._run(), name=f"projection-{self.projection.name}")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, commit it, and leave the group."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=15)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._task
+        if self._dlq_started:
+            await self._dlq.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def pause(self) -> None:
+        """Stop fetching; records pile up in Kafka (the consumer stays in its group)."""
+        self.paused = True
+        PAUSED.labels(self.projection.name).set(1)
+        if self.consumer is not None:
+            self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again from the committed offsets."""
+        self.paused = False
+        PAUSED.labels(self.projection.name).set(0)
+        if self.consumer is not None:
+            self.consumer.resume(*self.consumer.assignment())
+
+    # status --------------------------------------------------------------------------------
+
+    async def partitions(self) -> list[PartitionStatus]:
+        """Committed offset, end offset and lag for every partition this instance holds."""
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+        if not assigned:
+            return []
+        ends = await consumer.end_offsets(assigned)
+        out = []
+        for tp in assigned:
+            committed = await consumer.committed(tp) or 0
+            end = ends.get(tp, 0)
+            out.append(PartitionStatus(tp.topic, tp.partition, committed, end, max(end - committed, 0)))
+        LAG.labels(self.projection.name).set(sum(p.lag for p in out))
+        return out
+
+    # the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        # Any failure outside a batch (broker gone, commit refused in a rebalance) restarts the
+        # consumer from its committed offsets; what was applied but not committed is re-applied.
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                await self._consume()
+                return
+            except Exception:
+                log.exception("projection %s crashed; restarting", self.projection.name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    async def _consume(self) -> None:
+        name = self.projection.name
+        await self._wait_for_kafka()
+        if self._stop.is_set():
+            return
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"campus-{name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            metadata_max_age_ms=10_000,
+        )
+        consumer.subscribe(list(self.projection.topics), listener=_Rebalance(self))
+        await start_with_retry(consumer, what=f"projection {name}", stop=self._stop)
+        self.consumer = consumer
+        log.info("projection %s consuming %s as %s", name, self.projection.topics, self.group_id)
+        try:
+            while not self._stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
+                )
+                for tp, records in batches.items():
+                    if self._stop.is_set():
+                        break
+                    async with self.batch_lock:
+                        if tp not in consumer.assignment():
+                            continue  # revoked while we waited: the new owner re-reads it
+                        await self._process(records)
+                        # Commit only after the side effect: a crash before this line redelivers.
+                        await consumer.commit({tp: records[-1].offset + 1})
+        except _Stopping:
+            log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
+        finally:
+            await consumer.stop()
+            self.consumer = None
+
+    async def _wait_for_kafka(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                await ensure_topics(
+                    self.kafka, [*self.projection.topics, self.dead_letter_topic]
+                )
+                return
+            except Exception as exc:
+                log.warning("projection %s waiting for kafka: %s", self.projection.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        name = self.projection.name
+        decoded: list[Delivered[T]] = []
+        for rec in records:
+            try:
+                value = self.projection.decode(rec)
+            except Exception as exc:
+                await self._dead_letter(rec, exc)
+                continue
+            if value is None:
+                RECORDS.labels(name, "skipped").inc()
+                continue
+            decoded.append(
+                Delivered(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key, value)
+            )
+        if not decoded:
+            return
+        started = time.perf_counter()
+        try:
+            await self._apply_with_retry(decoded)
+        except _PoisonInBatchError:
+            # Isolate the bad record(s): apply one by one, dead-letter what cannot be applied.
+            for item in decoded:
+                try:
+                    await self._apply_with_retry([item])
+                except _PoisonInBatchError as poison:
+                    raw = next(r for r in records if r.offset == item.offset)
+                    await self._dead_letter(raw, poison.__cause__ or poison)
+        BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
+        RECORDS.labels(name, "applied").inc(len(decoded))
+        self.applied_total += len(decoded)
+        self.last_applied_at = time.time()
+
+    async def _apply_with_retry(self, batch: Sequence[Delivered[T]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.projection.apply(batch)
+                return
+            except Exception as exc:
+                if not self.projection.is_transient(exc):
+                    raise _PoisonInBatchError() from exc
+                RETRIES.labels(self.projection.name).inc()
+                log.warning(
+                    "projection %s: store unavailable (%s: %s), retrying in %.1fs",
+                    self.projection.name, type(exc).__name__, exc, delay,
+                )
+            if self._stop.is_set():
+                raise _Stopping()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, self.max_backoff_s)
+
+    async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
+        if not self._dlq_started:
+            await start_with_retry(self._dlq, what="dead-letter producer", stop=self._stop)
+            self._dlq_started = True
+        headers = [
+            ("error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("projection", self.projection.name.encode()),
+            ("original_topic", rec.topic.encode()),
+            ("original_partition", str(rec.partition).encode()),
+            ("original_offset", str(rec.offset).encode()),
+        ]
+        await self._dlq.send_and_wait(
+            self.dead_letter_topic, rec.value, key=rec.key, headers=headers
+        )
+        RECORDS.labels(self.projection.name, "dead_lettered").inc()
+        log.error(
+            "projection %s: %s[%d]@%d dead-lettered: %s",
+            self.projection.name, rec.topic, rec.partition, rec.offset, exc,
+        )
+
+
+class _PoisonInBatchError(Exception):
+    pass
+
+
+class _Stopping(Exception):
+    pass

@@ -1,0 +1,76 @@
+"""Kafka plumbing shared by producers and consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from campus_common.config import KafkaConfig
+from campus_common.events import Event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 3
+# Projections rebuild by replaying from offset 0, so domain and CDC topics keep everything.
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+async def ensure_topics(
+    kafka: KafkaConfig, topics: Iterable[str], *, partitions: int = DEFAULT_PARTITIONS
+) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if not missing:
+            return
+        new = [
+            NewTopic(t, num_partitions=partitions, replication_factor=1, topic_configs=KEEP_FOREVER)
+            for t in missing
+        ]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass  # another service won the race
+    finally:
+        await admin.close()
+
+
+def new_producer(kafka: KafkaConfig) -> AIOKafkaProducer:
+    """An idempotent producer that waits for the broker's ack."""
+    return AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=10_000,
+    )
+
+
+async def start_with_retry(
+    client: AIOKafkaProducer, *, what: str, stop: asyncio.Event | None = None
+) -> None:
+    """Start a Kafka client, waiting (with backoff) while the broker is down."""
+    delay = 0.5
+    while True:
+        try:
+            await client.start()
+            return
+        except Exception as exc:  # broker unreachable: wait, never give up silently
+            if stop is not None and stop.is_set():
+                raise
+            log.warning("kafka not reachable for %s, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, event: Event) -> None:
+    """Send one event keyed by `event.key` and wait for the ack."""
+    await producer.send_and_wait(topic, event.to_bytes(), key=event.key.encode())

@@ -1,0 +1,131 @@
+"""The FastAPI pieces every service shares: app factory, /health, /metrics, error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from campus_common.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[], Awaitable[Any]]
+
+REQUESTS = Counter(
+    "campus_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "campus_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+MAX_BODY_BYTES = 1_000_000
+
+
+def create_app(
+    *,
+    service: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    routers: list[APIRouter],
+    title: str | None = None,
+) -> FastAPI:
+    """A service app with JSON errors, request metrics, /health and /metrics."""
+    app = FastAPI(title=title or f"CampusConnect {service}", lifespan=lifespan)
+    app.state.service = service
+    app.state.health_checks = {}
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413
+            )
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A store or sibling service is down or too slow: say so, and keep the trace in our log.
+        log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "a backing service is unavailable, try again shortly"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        # Log the trace for us; the caller gets a message, never the trace.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> JSONResponse:
+        checks: Mapping[str, HealthCheck] = app.state.health_checks
+        results = await asyncio.gather(*(_run_check(fn) for fn in checks.values()))
+        deps = dict(zip(checks.keys(), results, strict=True))
+        ok = all(d["status"] == "ok" for d in deps.values())
+        return JSONResponse(
+            {"service": service, "status": "ok" if ok else "degraded", "dependencies": deps},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _run_check(fn: HealthCheck, timeout: float = 2.0) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(fn(), timeout)
+        status, error = "ok", None
+    except Exception as exc:
+        status, error = "down", f"{type(exc).__name__}: {exc}"[:300]
+    out: dict[str, Any] = {
+        "status": status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if error:
+        out["error"] = error
+    return out
+
+
+async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+MAX_ID = 2**63 - 1  # bigint: larger ids would overflow the driver rather than be "not found"

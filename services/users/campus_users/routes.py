@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from campus_common.errors import NotFoundError
+from campus_common.web import MAX_ID
+from campus_users import service
+from campus_users.schemas import (
+    Credentials,
+    GroupCreate,
+    GroupRead,
+    MembershipCreate,
+    MembershipRead,
+    Page,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+
+router = APIRouter()
+Id = Annotated[int, Path(gt=0, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+After = Annotated[int, Query(ge=0, le=MAX_ID)]
+Ids = Annotated[list[int], Query(max_length=500)]
+
+
+def pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.pool  # type: ignore[no-any-return]
+
+
+Pool = Annotated[asyncpg.Pool, Depends(pool)]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"])
+async def create_user(body: UserCreate, pool: Pool) -> UserRead:
+    return await service.create_user(pool=pool, data=body)
+
+
+@router.get("/users", tags=["users"])
+async def list_users(pool: Pool, limit: Limit = 50, after: After = 0) -> Page[UserRead]:
+    return await service.list_users(pool=pool, after=after, limit=limit)
+
+
+@router.get("/users/batch", tags=["users"])
+async def get_users(pool: Pool, ids: Ids) -> list[UserRead]:
+    return await service.get_users(pool=pool, ids=[i for i in ids if 0 < i <= MAX_ID])
+
+
+@router.get("/users/{user_id}", tags=["users"])
+async def get_user(user_id: Id, pool: Pool) -> UserRead:
+    return await service.get_user(pool=pool, user_id=user_id)
+
+
+@router.put("/users/{user_id}", tags=["users"])
+async def update_user(user_id: Id, body: UserUpdate, pool: Pool) -> UserRead:
+    return await service.update_user(pool=pool, user_id=user_id, data=body)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+async def delete_user(user_id: Id, pool: Pool) -> None:
+    await service.delete_user(pool=pool, user_id=user_id)
+
+
+@router.post("/auth/verify", tags=["auth"])
+async def verify(body: Credentials, pool: Pool) -> UserRead:
+    """Check a password here, so the hash never leaves this service."""
+    user = await service.verify_credentials(pool=pool, email=str(body.email), password=body.password)
+    if user is None:
+        raise NotFoundError("unknown email or wrong password")
+    return user
+
+
+@router.get("/users/{user_id}/groups", tags=["memberships"])
+async def user_groups(user_id: Id, pool: Pool) -> list[MembershipRead]:
+    return await service.user_groups(pool=pool, user_id=user_id)
+
+
+@router.post("/groups", status_code=status.HTTP_201_CREATED, tags=["groups"])
+async def create_group(body: GroupCreate, pool: Pool) -> GroupRead:
+    return await service.create_group(pool=pool, data=body)
+
+
+@router.get("/groups", tags=["groups"])
+async def list_groups(pool: Pool, limit: Limit = 50, after: After = 0) -> Page[GroupRead]:
+    return await service.list_groups(pool=pool, after=after, limit=limit)
+
+
+@router.get("/groups/batch", tags=["groups"])
+async def get_groups(pool: Pool, ids: Ids) -> list[GroupRead]:
+    return await service.get_groups(pool=pool, ids=[i for i in ids if 0 < i <= MAX_ID])
+
+
+@router.get("/groups/{group_id}", tags=["groups"])
+async def get_group(group_id: Id, pool: Pool) -> GroupRead:
+    return await service.get_group(pool=pool, group_id=group_id)
+
+
+@router.post("/groups/{group_id}/members", status_code=status.HTTP_201_CREATED, tags=["memberships"])
+async def join_group(group_id: Id, body: MembershipCreate, pool: Pool) -> MembershipRead:
+    return await service.join_group(pool=pool, group_id=group_id, data=body)
+
+
+@router.get("/groups/{group_id}/members", tags=["memberships"])
+async def group_members(group_id: Id, pool: Pool) -> list[MembershipRead]:
+    return await service.group_members(pool=pool, group_id=group_id)
+
+
+@router.get("/groups/{group_id}/members/{user_id}", tags=["memberships"])
+async def get_membership(group_id: Id, user_id: Id, pool: Pool) -> MembershipRead:
+    return await service.get_membership(pool=pool, group_id=group_id, user_id=user_id)
+
+
+@router.delete(
+    "/groups/{group_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["memberships"]
+)
+async def leave_group(group_id: Id, user_id: Id, pool: Pool) -> None:
+    await service.leave_group(pool=pool, group_id=group_id, user_id=user_id)

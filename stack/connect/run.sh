@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Kafka Connect distributed worker (one node) in the foreground; supervisord owns it.
+# Connectors are registered by stack/connect/init.sh from connectors/*.json.
+. "$(dirname "$0")/../lib.sh"
+
+LIB="$STACK_DIR/lib/connect"
+PLUGINS="$STACK_DIR/connect-plugins"
+PROPS="$STACK_DIR/run/connect-worker.properties"
+[ -f "$LIB/.installed" ] || die "connect is not installed: run stack/connect/install.sh"
+
+cat >"$PROPS.tmp" <<PROPS
+# Rendered by stack/connect/run.sh from .env on every start: edit the script, not this file.
+bootstrap.servers=$CAMPUS_HOST:$CAMPUS_KAFKA_PORT
+group.id=campus-connect
+
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=false
+value.converter.schemas.enable=false
+
+config.storage.topic=campus-connect-configs
+offset.storage.topic=campus-connect-offsets
+status.storage.topic=campus-connect-status
+config.storage.replication.factor=1
+offset.storage.replication.factor=1
+status.storage.replication.factor=1
+offset.flush.interval.ms=1000
+
+listeners=http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT
+rest.advertised.host.name=$CAMPUS_HOST
+rest.advertised.port=$CAMPUS_CONNECT_PORT
+
+# Plugins live outside the worker classpath; service_load reads their ServiceLoader manifests
+# instead of scanning every class (the scan dominates start-up on 2 cores).
+plugin.path=$PLUGINS
+plugin.discovery=service_load
+
+# Connector configs say "\${env:CAMPUS_DEBEZIUM_PASSWORD}": resolved from this process's
+# environment when the connector starts, so no secret is stored in the config topic.
+config.providers=env
+config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider
+config.providers.env.param.allowlist.pattern=^CAMPUS_[A-Z0-9_]+\$
+PROPS
+mv "$PROPS.tmp" "$PROPS"
+
+port_free "$CAMPUS_CONNECT_PORT" || die "connect: port $CAMPUS_HOST:$CAMPUS_CONNECT_PORT is already in use (change it in .env)"
+
+exec java "-Xms$CAMPUS_CONNECT_HEAP" "-Xmx$CAMPUS_CONNECT_HEAP" \
+  -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+  -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
+  -Djava.awt.headless=true \
+  "-Dlog4j2.configurationFile=$STACK_SRC/connect/log4j2.properties" \
+  "-Dkafka.logs.dir=$STACK_DIR/logs" \
+  -cp "$LIB/*" \
+  org.apache.kafka.connect.cli.ConnectDistributed "$PROPS"

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
 
-.PHONY: help install up down status logs clean seed test test-unit test-integration test-e2e lint bench
+.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,3 +45,6 @@ test-integration: up ## tests against the running stack
 
 bench: up ## run the benchmark suite (QUICK=1 for a short run)
 	uv run --frozen python -m bench $(if $(QUICK),--quick,)
+
+env: ## generate .env from .env.example (secrets included) without starting anything
+	@bash -c '. stack/lib.sh' && echo ".env ready"

@@ -25,7 +25,7 @@ ensure_env() {
   fi
   # Names added to .env.example after .env was made get their defaults.
   while IFS= read -r line; do
-    [[ "$line" =~ ^[A-Z_]+= ]] || continue
+    [[ "$line" =~ ^[A-Z0-9_]+= ]] || continue
     local name="${line%%=*}"
     grep -q "^$name=" "$CAMPUS_ROOT/.env" || {
       if [[ "$line" == *=__generate__ ]]; then
@@ -36,11 +36,14 @@ ensure_env() {
     }
   done <"$CAMPUS_ROOT/.env.example"
 }
-ensure_env
-set -a
-# shellcheck disable=SC1091
-. "$CAMPUS_ROOT/.env"
-set +a
+# In a container the variables come from the environment (compose's env_file), not a file here.
+if [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; then
+  ensure_env
+  set -a
+  # shellcheck disable=SC1091
+  . "$CAMPUS_ROOT/.env"
+  set +a
+fi
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { echo "ERROR: $*" >&2; exit 1; }

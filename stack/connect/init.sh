@@ -28,10 +28,11 @@ try:
     s = json.loads(raw)
 except ValueError:
     print(raw); sys.exit()
+parts = [s.get("connector", {})] + s.get("tasks", []) if isinstance(s, dict) else []
+traces = [(p.get("id", "connector"), p.pop("trace")) for p in parts if isinstance(p, dict) and p.get("trace")]
 print(json.dumps(s, indent=2))
-for part in [s.get("connector", {})] + s.get("tasks", []):
-    if isinstance(part, dict) and part.get("trace"):
-        print("--- trace (%s):" % part.get("id", "connector")); print(part["trace"])
+for who, trace in traces:
+    print("--- trace (%s):" % who); print(trace)
 ' >&2 || printf '%s\n' "$3" >&2
   fi
   echo "--- last lines of $STACK_DIR/logs/connect.log:" >&2

@@ -107,6 +107,14 @@ func main() {
 }
 
 func serve(logger *slog.Logger, listen, pgURL string) error {
+	// A MongoDB client that does not authenticate reaches PostgreSQL with the URL's user
+	// (none: the OS user) and no password. pgx would fill the gaps from the libpq-style
+	// environment and ~/.pgpass, lending those credentials to anonymous clients: clear them.
+	for _, k := range []string{"PGUSER", "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE"} {
+		_ = os.Unsetenv(k)
+	}
+	_ = os.Setenv("PGPASSFILE", os.DevNull)
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 

@@ -7,6 +7,11 @@
 #   mongodb://campus_docs:$CAMPUS_DOCS_DB_PASSWORD@$CAMPUS_HOST:$CAMPUS_MONGO_PORT/campus?authMechanism=PLAIN&authSource=%24external
 # and their MongoDB database `campus` is a schema `campus` inside PostgreSQL database campus_docs.
 #
+# Pass-through auth is only as strict as PostgreSQL's pg_hba.conf: host lines for $CAMPUS_HOST
+# must use scram-sha-256 (never trust). A client that does not authenticate reaches PostgreSQL
+# with no user and no password; the binary clears the libpq-style environment (PGUSER,
+# PGPASSWORD, ~/.pgpass) so that it cannot lend credentials to anonymous MongoDB clients.
+#
 # FERRETDB_LISTEN / FERRETDB_POSTGRESQL_URL / FERRETDB_LOG_LEVEL override the defaults (tests).
 . "$(dirname "$0")/../lib.sh"
 
@@ -14,6 +19,7 @@ BIN="$STACK_DIR/bin/ferretdb"
 [ -x "$BIN" ] || die "ferretdb: $BIN is missing; run stack/ferretdb/install.sh"
 
 export FERRETDB_LISTEN="${FERRETDB_LISTEN:-$CAMPUS_HOST:$CAMPUS_MONGO_PORT}"
-export FERRETDB_POSTGRESQL_URL="${FERRETDB_POSTGRESQL_URL:-postgres://$CAMPUS_HOST:$CAMPUS_PG_PORT/campus_docs?sslmode=disable}"
+# One pgx pool per credential pair; cap it well below PostgreSQL's max_connections (100).
+export FERRETDB_POSTGRESQL_URL="${FERRETDB_POSTGRESQL_URL:-postgres://$CAMPUS_HOST:$CAMPUS_PG_PORT/campus_docs?sslmode=disable&pool_max_conns=20}"
 export FERRETDB_LOG_LEVEL="${FERRETDB_LOG_LEVEL:-info}"
 exec "$BIN"

@@ -52,7 +52,8 @@ JAVA_OPTS=(
 if [ ! -f "$DATA/meta.properties" ]; then
   if [ ! -s "$CLUSTER_ID_FILE" ]; then
     java -Xmx128m -cp "$LIB/*" "-Dlog4j2.configurationFile=$STACK_SRC/kafka/log4j2.properties" \
-      kafka.tools.StorageTool random-uuid | tail -n 1 >"$CLUSTER_ID_FILE.tmp"
+      kafka.tools.StorageTool random-uuid | grep -E '^[A-Za-z0-9_-]{22}$' | tail -n 1 >"$CLUSTER_ID_FILE.tmp" || true
+    [ -s "$CLUSTER_ID_FILE.tmp" ] || die "kafka: StorageTool random-uuid printed no cluster id"
     mv "$CLUSTER_ID_FILE.tmp" "$CLUSTER_ID_FILE"
   fi
   log "kafka: formatting $DATA (cluster id $(cat "$CLUSTER_ID_FILE"))"

@@ -3,7 +3,7 @@
 # and the Bolt port accepts TCP. No Python needed; the password never appears on a command line.
 . "$(dirname "$0")/../lib.sh"
 
-timeout 1 bash -c "exec 3<>/dev/tcp/$CAMPUS_HOST/$CAMPUS_NEO4J_BOLT_PORT" 2>/dev/null || exit 1
+timeout 0.5 bash -c "exec 3<>/dev/tcp/$CAMPUS_HOST/$CAMPUS_NEO4J_BOLT_PORT" 2>/dev/null || exit 1
 
 resp="$(printf 'user = "neo4j:%s"\n' "$CAMPUS_NEO4J_PASSWORD" |
   curl -sS -f -m 1 -K - -H 'Content-Type: application/json' -H 'Accept: application/json' \

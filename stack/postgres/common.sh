@@ -6,8 +6,20 @@ PG_SOCK="$STACK_DIR/run/postgres"
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-# psql as the superuser over TCP (scram), for init and migrations.
+# pg_super DB [psql args]: psql as the superuser over TCP (scram), for init and migrations.
+# campus_ts lives on the same server natively, on its own TimescaleDB server in docker-compose.
 pg_super() {
+  local db="$1"; shift
+  local host="${CAMPUS_PG_HOST:-$CAMPUS_HOST}" port="$CAMPUS_PG_PORT"
+  if [ "$db" = campus_ts ] || [ "$db" = ts:postgres ]; then
+    host="${CAMPUS_TS_PG_HOST:-$host}" port="${CAMPUS_TS_PG_PORT:-$port}"
+    [ "$db" = ts:postgres ] && db=postgres
+  fi
   PGPASSWORD="$CAMPUS_PG_SUPERUSER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 \
-    -h "$CAMPUS_HOST" -p "$CAMPUS_PG_PORT" -U postgres "$@"
+    -h "$host" -p "$port" -U postgres -d "$db" "$@"
+}
+# True when campus_ts has a server of its own (docker-compose), so roles are made there too.
+ts_separate() {
+  [ "${CAMPUS_TS_PG_HOST:-${CAMPUS_PG_HOST:-$CAMPUS_HOST}}" != "${CAMPUS_PG_HOST:-$CAMPUS_HOST}" ] ||
+    [ "${CAMPUS_TS_PG_PORT:-$CAMPUS_PG_PORT}" != "$CAMPUS_PG_PORT" ]
 }

@@ -3,7 +3,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/common.sh"
 
-pg_super -d postgres \
+pg_super postgres \
   -v users_pw="$CAMPUS_USERS_DB_PASSWORD" -v ts_pw="$CAMPUS_TS_DB_PASSWORD" \
   -v docs_pw="$CAMPUS_DOCS_DB_PASSWORD" -v dbz_pw="$CAMPUS_DEBEZIUM_PASSWORD" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', r) FROM unnest(ARRAY['campus_users','campus_ts','campus_docs','campus_debezium']) r
@@ -24,10 +24,20 @@ GRANT CONNECT ON DATABASE campus TO campus_users, campus_debezium;
 GRANT CONNECT ON DATABASE campus_ts TO campus_ts;
 SQL
 
+if ts_separate; then
+  pg_super ts:postgres -v ts_pw="$CAMPUS_TS_DB_PASSWORD" <<'SQL'
+SELECT 'CREATE ROLE campus_ts LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'campus_ts') \gexec
+ALTER ROLE campus_ts PASSWORD :'ts_pw';
+SELECT 'CREATE DATABASE campus_ts' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'campus_ts') \gexec
+REVOKE ALL ON DATABASE campus_ts FROM PUBLIC;
+GRANT CONNECT ON DATABASE campus_ts TO campus_ts;
+SQL
+fi
+
 "$STACK_SRC/postgres/migrate.sh" campus "$CAMPUS_ROOT/sql"
 "$STACK_SRC/postgres/migrate.sh" campus_ts "$CAMPUS_ROOT/TimeScaleDB.sql"
 
-pg_super -d campus <<'SQL'
+pg_super campus <<'SQL'
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO campus_users, campus_debezium;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO campus_users;
@@ -38,7 +48,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO campus_debezium;
 GRANT UPDATE ON heartbeats TO campus_debezium;
 REVOKE ALL ON schema_migrations FROM campus_debezium;
 SQL
-pg_super -d campus_ts <<'SQL'
+pg_super campus_ts <<'SQL'
 GRANT USAGE ON SCHEMA public TO campus_ts;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO campus_ts;
 REVOKE ALL ON schema_migrations FROM campus_ts;

@@ -57,4 +57,4 @@ CONF
 
 supervisord_running() { [ -S "$SUP_SOCK" ] && sctl pid >/dev/null 2>&1; }
 sctl() { "$CAMPUS_ROOT/.venv/bin/supervisorctl" -c "$SUP_CONF" "$@"; }
-component_state() { sctl status "$1" 2>/dev/null | awk '{print $2}'; }
+component_state() { { sctl status "$1" 2>/dev/null || true; } | awk '{print $2}'; }

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 DIR="${1:-$CAMPUS_ROOT/connectors}"
-URL="http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT"
+URL="http://${CAMPUS_CONNECT_HOST:-$CAMPUS_HOST}:$CAMPUS_CONNECT_PORT"
 TIMEOUT="${CAMPUS_CONNECT_INIT_TIMEOUT:-120}"
 
 shopt -s nullglob

@@ -26,7 +26,7 @@ go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
 # -buildvcs=false: the repository's VCS state must not leak into (or break) the build.
 # -mod=readonly: go.sum is checked in; the build never changes module versions.
 # ferretdb_no_sqlite: we only use the postgresql handler; dropping the pure-Go SQLite backend
-# halves the cold build time and the binary size.
+# saves ~25 s of a cold build on 2 cores (~80 s instead of ~105 s) and 3.5 MB of binary.
 export GOFLAGS="-buildvcs=false -mod=readonly"
 export CGO_ENABLED=0
 export GOTOOLCHAIN=local

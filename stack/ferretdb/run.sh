@@ -4,8 +4,11 @@
 # Authentication is pass-through: FerretDB v1 accepts the PLAIN mechanism and opens its
 # PostgreSQL connections with the client's username/password, so the URL below carries no
 # secret. Clients connect with
-#   mongodb://campus_docs:$CAMPUS_DOCS_DB_PASSWORD@$CAMPUS_HOST:$CAMPUS_MONGO_PORT/campus?authMechanism=PLAIN&authSource=%24external
+#   mongodb://campus_docs:$CAMPUS_DOCS_DB_PASSWORD@$CAMPUS_HOST:$CAMPUS_MONGO_PORT/campus?authMechanism=PLAIN
 # and their MongoDB database `campus` is a schema `campus` inside PostgreSQL database campus_docs.
+# PLAIN is the only mechanism (without authMechanism PyMongo tries SCRAM and fails); authSource
+# is ignored (PyMongo defaults it to $external for PLAIN). A wrong password is not rejected at
+# the handshake but by the first command that reaches PostgreSQL (code 1, InternalError).
 #
 # Pass-through auth is only as strict as PostgreSQL's pg_hba.conf: host lines for $CAMPUS_HOST
 # must use scram-sha-256 (never trust). A client that does not authenticate reaches PostgreSQL

@@ -54,8 +54,9 @@ dbms.usage_report.enabled=false
 server.logs.config=conf/server-logs.xml
 server.logs.user.config=conf/user-logs.xml
 
-# keep transaction logs small on a dev machine
-db.tx_log.rotation.retention_policy=256M size
+# keep transaction logs small on a dev machine (the default preallocates 256 MiB per database)
+db.tx_log.rotation.size=32M
+db.tx_log.rotation.retention_policy=128M size
 
 # Bolt's two netty event-loop groups each wait a 5 s quiet period on shutdown (10 s of the
 # SIGTERM stop time, after the databases are already checkpointed and closed): 1 s is plenty here.

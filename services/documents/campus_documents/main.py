@@ -1,18 +1,87 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
+import httpx
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
+
+from campus_documents import repository as repo
+from campus_documents.config import Settings, get_settings
+from campus_documents.locks import KeyedLocks
+from campus_documents.relay import OutboxRelay
+from campus_documents.routes import router
+from campus_documents.service import Store
+from campus_documents.users_client import UsersClient
+
+log = logging.getLogger(__name__)
+
+
+async def _prepare(db: repo.Db, *, attempts: int = 30) -> None:
+    # The unique idempotency indexes must exist before the first write, so start-up waits for
+    # the server (bounded; supervisord restarts us if it never comes).
+    for attempt in range(1, attempts + 1):
+        try:
+            await repo.ensure_indexes(db)
+            return
+        except ConnectionFailure as exc:
+            if attempt == attempts:
+                raise
+            log.warning("document store not reachable yet (%s); retrying", exc)
+            await asyncio.sleep(min(attempt, 5))
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    configure_logging("documents")
-    yield
+    settings: Settings = get_settings()
+    configure_logging("documents", settings.log_level)
+    client: AsyncMongoClient[repo.Doc] = AsyncMongoClient(**settings.mongo_options())
+    http = httpx.AsyncClient(
+        base_url=settings.service_url("users"), timeout=settings.users_timeout_s
+    )
+    relay: OutboxRelay | None = None
+    try:
+        db = client[settings.docs_db_name]
+        await _prepare(db)
+        locks = KeyedLocks()
+        relay = OutboxRelay(
+            db=db,
+            kafka=settings.kafka,
+            locks=locks,
+            batch_size=settings.relay_batch,
+            idle_s=settings.relay_idle_s,
+        )
+        app.state.store = Store(db=db, locks=locks, wake=relay.notify)
+        app.state.users = UsersClient(http)
+        app.state.relay = relay
+
+        async def mongo() -> None:
+            await repo.ping(db)
+
+        app.state.health_checks = {"mongo": mongo, "outbox_relay": relay.check}
+        await relay.start()
+        yield
+    finally:
+        if relay is not None:
+            await relay.stop()
+        await http.aclose()
+        await client.close()
 
 
-app = create_app(service="documents", lifespan=lifespan, routers=[])
+app = create_app(service="documents", lifespan=lifespan, routers=[router])
+
+
+@app.exception_handler(ConnectionFailure)
+async def store_unavailable(request: Request, exc: ConnectionFailure) -> JSONResponse:
+    # PyMongo's network errors are not OSError, so the shared 503 handler does not see them.
+    log.warning("document store unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "the document store is unavailable, try again shortly"}, status_code=503
+    )

@@ -1,18 +1,114 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
-
+import httpx
+from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
+from campus_gateway.config import SERVICES, get_settings
+from campus_gateway.consumers import CacheProjection
+from campus_gateway.ratelimit import RateLimiter
+from campus_gateway.routes import groups, ops, posts, social, users
+from campus_gateway.routes.deps import rate_limited
+from campus_gateway.service import Gateway, ensure_admin
+from campus_gateway.upstream import Upstream, UpstreamError
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    configure_logging("gateway")
-    yield
+    settings = get_settings()
+    configure_logging("gateway", settings.log_level)
+    redis = new_redis(settings)
+    cache = Cache(redis, settings)
+    upstream_clients = Upstream(settings)
+    runner = ProjectionRunner(CacheProjection(cache, settings), kafka=settings.kafka)
+    gw = Gateway(
+        settings=settings, upstream=upstream_clients, cache=cache, projections={"cache": runner}
+    )
+    app.state.gateway = gw
+    app.state.projections = gw.projections
+    app.state.limiter = RateLimiter(
+        cache,
+        window_s=settings.rate_limit_window_s,
+        per_address=settings.rate_limit_per_address,
+        per_user=settings.rate_limit_per_user,
+    )
+    app.state.health_checks = _health_checks(gw)
+    await runner.start()
+    # In the background: the gateway serves (and reports the users service down) meanwhile.
+    admin = asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin")
+    try:
+        yield
+    finally:
+        admin.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await admin
+        await runner.stop()
+        await upstream_clients.aclose()
+        await redis.aclose()
 
 
-app = create_app(service="gateway", lifespan=lifespan, routers=[])
+def _health_checks(gw: Gateway) -> dict[str, Any]:
+    async def redis() -> None:
+        await gw.cache.redis.ping()
+
+    async def kafka() -> None:
+        # A TCP handshake with the bootstrap broker: cheap enough to run on every /health.
+        kafka_cfg = gw.settings.kafka.bootstrap_servers
+        host, _, port = kafka_cfg.rpartition(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
+        await writer.wait_closed()
+
+    def service(name: str) -> Any:
+        async def check() -> None:
+            resp = await gw.upstream.clients[name].get("/health", timeout=1.5)
+            if resp.status_code != 200:
+                try:
+                    deps = resp.json().get("dependencies", {})
+                    down = sorted(k for k, v in deps.items() if v.get("status") != "ok")
+                except (ValueError, AttributeError):
+                    down = []
+                raise RuntimeError(f"{name} answers {resp.status_code}; down behind it: {down}")
+
+        return check
+
+    checks: dict[str, Any] = {"redis": redis, "kafka": kafka}
+    checks.update({name: service(name) for name in SERVICES})
+    return checks
+
+
+api = APIRouter(dependencies=[Depends(rate_limited)])
+for module in (users, groups, posts, social, ops):
+    api.include_router(module.router)
+api.include_router(ops.projections)
+
+app = create_app(service="gateway", lifespan=lifespan, routers=[api], title="CampusConnect API")
+
+
+@app.exception_handler(UpstreamError)
+async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
+    return JSONResponse(exc.body, status_code=exc.status_code)
+
+
+@app.exception_handler(CacheUnavailableError)
+async def cache_down(_: Request, exc: CacheUnavailableError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the cache (Redis) is unavailable, try again shortly"}, status_code=503
+    )
+
+
+@app.exception_handler(httpx.HTTPError)
+async def http_error(_: Request, exc: httpx.HTTPError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "a backing service is unavailable, try again shortly"}, status_code=503
+    )

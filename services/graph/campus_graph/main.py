@@ -1,18 +1,108 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
+import httpx
+from campus_common import projection_api
+from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j.exceptions import (
+    ConnectionAcquisitionTimeoutError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+
+from campus_graph import repository as repo
+from campus_graph.config import get_settings
+from campus_graph.consumers import GraphProjection
+from campus_graph.outbox import OutboxRelay
+from campus_graph.routes import router
+
+log = logging.getLogger(__name__)
+
+
+async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[object]) -> None:
+    # Constraints first: MERGE is only race-free with them. Neo4j may still be starting.
+    delay = 0.5
+    while True:
+        try:
+            await repo.ensure_schema(driver)
+            break
+        except Exception as exc:
+            log.warning("neo4j schema not ready, retrying in %.1fs: %r", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    await runner.start()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    configure_logging("graph")
-    yield
+    settings = get_settings()
+    configure_logging("graph", settings.log_level)
+    # The driver connects lazily, so the service starts (and reports "degraded") without Neo4j.
+    driver = AsyncGraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
+        connection_timeout=settings.neo4j_connect_timeout_s,
+        max_transaction_retry_time=settings.neo4j_retry_time_s,
+    )
+    users = httpx.AsyncClient(
+        base_url=settings.service_url("users"), timeout=settings.users_timeout_s
+    )
+    relay = OutboxRelay(
+        driver=driver,
+        kafka=settings.kafka,
+        poll_s=settings.outbox_poll_s,
+        batch=settings.outbox_batch,
+    )
+    runner: ProjectionRunner[object] = ProjectionRunner(
+        GraphProjection(driver),  # type: ignore[arg-type]
+        kafka=settings.kafka,
+    )
+    app.state.driver = driver
+    app.state.users = users
+    app.state.relay = relay
+    app.state.projections = {"graph": runner}
+
+    async def neo4j() -> None:
+        await repo.ping(driver)
+
+    async def kafka() -> None:
+        _, writer = await asyncio.open_connection(settings.kafka_host, settings.kafka_port)
+        writer.close()
+        await writer.wait_closed()
+
+    app.state.health_checks = {"neo4j": neo4j, "kafka": kafka}
+    bootstrap = asyncio.create_task(_bootstrap(driver, runner), name="graph-bootstrap")
+    await relay.start()
+    try:
+        yield
+    finally:
+        bootstrap.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bootstrap
+        await runner.stop()
+        await relay.stop()
+        await users.aclose()
+        await driver.close()
 
 
-app = create_app(service="graph", lifespan=lifespan, routers=[])
+app = create_app(service="graph", lifespan=lifespan, routers=[router, projection_api.router])
+
+
+async def _neo4j_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("neo4j unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the graph database is unavailable, try again shortly"}, 503)
+
+
+for _exc in (ServiceUnavailable, SessionExpired, TransientError, ConnectionAcquisitionTimeoutError):
+    app.add_exception_handler(_exc, _neo4j_unavailable)

@@ -1,0 +1,39 @@
+from functools import lru_cache
+
+from campus_common.config import CampusSettings
+from pydantic import SecretStr
+
+
+class Settings(CampusSettings):
+    docs_db_password: SecretStr
+    docs_db_user: str = "campus_docs"
+    docs_db_name: str = "campus"
+    # FerretDB v1 only speaks PLAIN (passed through to PostgreSQL); MongoDB 7 wants SCRAM-SHA-256.
+    docs_db_auth_mechanism: str = "PLAIN"
+    docs_db_auth_source: str = "$external"
+    docs_db_pool_max: int = 50
+    users_timeout_s: float = 3.0
+    relay_batch: int = 500
+    relay_idle_s: float = 1.0
+
+    def mongo_options(self) -> dict[str, object]:
+        """Keyword arguments for AsyncMongoClient (no URL, so no percent-encoding pitfalls)."""
+        return {
+            "host": self.mongo_host,
+            "port": self.mongo_port,
+            "username": self.docs_db_user,
+            "password": self.docs_db_password.get_secret_value(),
+            "authMechanism": self.docs_db_auth_mechanism,
+            "authSource": self.docs_db_auth_source,
+            "tz_aware": True,
+            "maxPoolSize": self.docs_db_pool_max,
+            "serverSelectionTimeoutMS": 3000,
+            "connectTimeoutMS": 3000,
+            "socketTimeoutMS": 10000,
+            "appname": "campus-documents",
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]

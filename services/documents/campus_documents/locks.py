@@ -1,0 +1,39 @@
+"""Per-document locks for this process.
+
+FerretDB v1 on PostgreSQL applies an update as read, modify in Go, then
+`UPDATE ... SET _jsonb = $1 WHERE _id = $2` with no row lock or condition, so two concurrent
+updates of one document can lose one of them (and a relay clearing the outbox could drop an
+event pushed meanwhile). Every update of a post in this process goes through one of these
+locks. MongoDB applies updates atomically and needs none; with FerretDB, run one instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of `key` for the duration of the block."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -1,0 +1,164 @@
+"""Queries against the `campus` document database; the only module that touches it.
+
+Only operators that FerretDB v1 and MongoDB 7 both implement the same way are used: equality,
+range and $or filters, $set/$inc/$push/$pullAll (FerretDB's $pull matches whole values only,
+so published events are removed by exact value), $size, and plain sorts. No transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+Doc = dict[str, Any]
+Db = AsyncDatabase[Doc]
+Position = tuple[datetime, ObjectId]
+
+POSTS = "posts"
+COMMENTS = "comments"
+OUTBOX_COLLECTIONS = (POSTS, COMMENTS)
+
+# Internal fields never returned by the API.
+HIDDEN = {"outbox": 0, "pending": 0, "liked_by": 0, "idempotency_key": 0, "request_hash": 0}
+LIVE: Doc = {"deleted_at": None}
+
+INDEXES: Mapping[str, list[IndexModel]] = {
+    POSTS: [
+        IndexModel(
+            [("group_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+            name="posts_group_feed",
+        ),
+        IndexModel(
+            [("author_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+            name="posts_author",
+        ),
+        IndexModel([("tags", ASCENDING), ("created_at", DESCENDING)], name="posts_tags"),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="posts_recent"),
+        IndexModel([("pending", ASCENDING)], name="posts_pending"),
+        # Every post carries a key (a generated one when the client sent none), so the unique
+        # index needs no partial filter, which FerretDB v1 does not support.
+        IndexModel([("idempotency_key", ASCENDING)], name="posts_idempotency", unique=True),
+    ],
+    COMMENTS: [
+        IndexModel(
+            [("post_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+            name="comments_post",
+        ),
+        IndexModel([("pending", ASCENDING)], name="comments_pending"),
+        IndexModel([("idempotency_key", ASCENDING)], name="comments_idempotency", unique=True),
+    ],
+}
+
+
+async def ensure_indexes(db: Db) -> None:
+    """Create the indexes that are missing; re-running with the same specs changes nothing."""
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)
+
+
+async def ping(db: Db) -> None:
+    await db.command("ping")
+
+
+def _after(position: Position | None, *, descending: bool) -> Doc:
+    """Keyset condition: strictly after `position` in (created_at, _id) order."""
+    if position is None:
+        return {}
+    at, oid = position
+    op = "$lt" if descending else "$gt"
+    return {"$or": [{"created_at": {op: at}}, {"created_at": at, "_id": {op: oid}}]}
+
+
+# posts ---------------------------------------------------------------------------------------
+
+
+async def insert(db: Db, collection: str, doc: Doc) -> None:
+    """Insert one document; raises DuplicateKeyError when its idempotency key exists."""
+    await db[collection].insert_one(doc)
+
+
+async def find_by_key(db: Db, collection: str, key: str) -> Doc | None:
+    """The document created under an idempotency key, deleted or not."""
+    return await db[collection].find_one({"idempotency_key": key})
+
+
+async def find_post(db: Db, post_id: ObjectId, *, internal: bool = False) -> Doc | None:
+    """A live post; `internal` also returns the outbox and bookkeeping fields."""
+    return await db[POSTS].find_one({"_id": post_id, **LIVE}, None if internal else HIDDEN)
+
+
+async def find_posts(db: Db, *, where: Doc, after: Position | None, limit: int) -> list[Doc]:
+    """Live posts matching `where`, newest first, starting after `after`."""
+    query = {**where, **LIVE, **_after(after, descending=True)}
+    cursor = (
+        db[POSTS]
+        .find(query, HIDDEN)
+        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        .limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def update_post(db: Db, *, where: Doc, update: Doc) -> bool:
+    """Apply `update` to the live post matching `where`; whether one matched."""
+    result = await db[POSTS].update_one({**where, **LIVE}, update)
+    return result.matched_count == 1
+
+
+# comments ------------------------------------------------------------------------------------
+
+
+async def find_comments(
+    db: Db, *, post_id: ObjectId, after: Position | None, limit: int
+) -> list[Doc]:
+    """Comments of a post, oldest first, starting after `after`."""
+    query = {"post_id": post_id, **_after(after, descending=False)}
+    cursor = (
+        db[COMMENTS]
+        .find(query, HIDDEN)
+        .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+# outbox --------------------------------------------------------------------------------------
+
+
+async def find_pending(db: Db, collection: str, *, limit: int) -> list[Doc]:
+    """Documents with events waiting to be published (oldest first)."""
+    cursor = (
+        db[collection]
+        .find({"pending": True}, {"outbox": 1, "deleted_at": 1})
+        .sort("_id", ASCENDING)
+        .limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def clear_published(db: Db, collection: str, *, doc_id: ObjectId, events: list[Doc]) -> None:
+    """Remove exactly these events; drop the pending flag if the outbox is now empty."""
+    coll = db[collection]
+    if events:
+        await coll.update_one({"_id": doc_id}, {"$pullAll": {"outbox": events}})
+    # A separate, conditional step: an event pushed in between keeps the flag set.
+    await coll.update_one(
+        {"_id": doc_id, "pending": True, "outbox": {"$size": 0}}, {"$set": {"pending": False}}
+    )
+
+
+async def purge_post(db: Db, *, post_id: ObjectId) -> bool:
+    """Remove a deleted post whose events are all published, and its settled comments."""
+    result = await db[POSTS].delete_one(
+        {"_id": post_id, "deleted_at": {"$ne": None}, "pending": False}
+    )
+    if result.deleted_count == 0:
+        return False
+    # A comment whose event is still pending stays until published; it is unreachable anyway.
+    await db[COMMENTS].delete_many({"post_id": post_id, "pending": False})
+    return True

@@ -1,0 +1,191 @@
+"""HTTP endpoints. The acting user arrives in `X-User-Id` (the gateway sets it after auth)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from campus_common.errors import ForbiddenError, InvalidError
+from campus_common.web import MAX_ID
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+
+from campus_documents import service
+from campus_documents.schemas import (
+    CommentCreate,
+    CommentRead,
+    FlatPostCreate,
+    LikeCreate,
+    LikeRead,
+    Page,
+    PostCreate,
+    PostRead,
+    PostUpdate,
+)
+from campus_documents.service import Store
+from campus_documents.users_client import UsersClient
+
+router = APIRouter()
+
+GroupId = Annotated[int, Path(gt=0, le=MAX_ID)]
+PositiveId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+Actor = Annotated[
+    int,
+    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="the acting user (set by the gateway)"),
+]
+OptionalActor = Annotated[
+    int | None,
+    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="if given, must match the author"),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="a retry with the same key returns the first result and creates nothing",
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_users(request: Request) -> UsersClient:
+    return request.app.state.users  # type: ignore[no-any-return]
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+UsersDep = Annotated[UsersClient, Depends(get_users)]
+
+
+@router.post("/groups/{group_id}/posts", status_code=status.HTTP_201_CREATED, tags=["posts"])
+async def create_group_post(
+    group_id: GroupId,
+    body: PostCreate,
+    response: Response,
+    store: StoreDep,
+    users: UsersDep,
+    actor: OptionalActor = None,
+    key: IdempotencyKey = None,
+) -> PostRead:
+    """Post in a group; the author must be a member (asked of the users service)."""
+    post, replayed = await service.create_post(
+        store=store, users=users, data=body, group_id=group_id, actor=actor, idempotency_key=key
+    )
+    if replayed:
+        response.headers[REPLAYED] = "true"
+    return post
+
+
+@router.get("/groups/{group_id}/posts/feed", tags=["posts"])
+async def group_feed(
+    group_id: GroupId, store: StoreDep, limit: Limit = 20, cursor: Cursor = None
+) -> Page[PostRead]:
+    """A group's posts, newest first; pass `next_cursor` back for the next page."""
+    return await service.list_posts(store=store, group_id=group_id, limit=limit, cursor=cursor)
+
+
+@router.post("/posts", status_code=status.HTTP_201_CREATED, tags=["posts"])
+async def create_post(
+    body: FlatPostCreate,
+    response: Response,
+    store: StoreDep,
+    users: UsersDep,
+    actor: OptionalActor = None,
+    key: IdempotencyKey = None,
+) -> PostRead:
+    """Post with an optional group_id (membership is checked when it is given)."""
+    post, replayed = await service.create_post(
+        store=store,
+        users=users,
+        data=body,
+        group_id=body.group_id,
+        actor=actor,
+        idempotency_key=key,
+    )
+    if replayed:
+        response.headers[REPLAYED] = "true"
+    return post
+
+
+@router.get("/posts", tags=["posts"])
+async def list_posts(
+    store: StoreDep,
+    author_id: PositiveId = None,
+    group_id: PositiveId = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[PostRead]:
+    """Posts newest first, filtered by author, group and tag."""
+    return await service.list_posts(
+        store=store, author_id=author_id, group_id=group_id, tag=tag, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/posts/{post_id}", tags=["posts"])
+async def get_post(post_id: str, store: StoreDep) -> PostRead:
+    return await service.get_post(store=store, post_id=post_id)
+
+
+@router.put("/posts/{post_id}", tags=["posts"])
+async def update_post(post_id: str, body: PostUpdate, actor: Actor, store: StoreDep) -> PostRead:
+    """Change the fields given; only the author may."""
+    return await service.update_post(store=store, post_id=post_id, actor=actor, data=body)
+
+
+@router.delete("/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["posts"])
+async def delete_post(post_id: str, actor: Actor, store: StoreDep) -> None:
+    """Delete a post; only the author may."""
+    await service.delete_post(store=store, post_id=post_id, actor=actor)
+
+
+@router.post("/posts/{post_id}/like", tags=["posts"])
+async def like_post(
+    post_id: str,
+    store: StoreDep,
+    body: Annotated[LikeCreate | None, Body()] = None,
+    actor: OptionalActor = None,
+    key: IdempotencyKey = None,
+) -> LikeRead:
+    """Like once per user (`user_id` in the body or `X-User-Id`); repeating changes nothing."""
+    # A like is idempotent by nature, so an Idempotency-Key is accepted and needs no storage.
+    del key
+    given = body.user_id if body is not None else None
+    if given is not None and actor is not None and given != actor:
+        raise ForbiddenError("X-User-Id and user_id differ: you can only like as yourself")
+    user_id = given or actor
+    if user_id is None:
+        raise InvalidError("who likes? give user_id in the body or the X-User-Id header")
+    return await service.like_post(store=store, post_id=post_id, user_id=user_id)
+
+
+@router.post("/posts/{post_id}/comments", status_code=status.HTTP_201_CREATED, tags=["comments"])
+async def add_comment(
+    post_id: str,
+    body: CommentCreate,
+    response: Response,
+    store: StoreDep,
+    actor: OptionalActor = None,
+    key: IdempotencyKey = None,
+) -> CommentRead:
+    comment, replayed = await service.add_comment(
+        store=store, post_id=post_id, data=body, actor=actor, idempotency_key=key
+    )
+    if replayed:
+        response.headers[REPLAYED] = "true"
+    return comment
+
+
+@router.get("/posts/{post_id}/comments", tags=["comments"])
+async def list_comments(
+    post_id: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+) -> Page[CommentRead]:
+    """Comments oldest first; pass `next_cursor` back for the next page."""
+    return await service.list_comments(store=store, post_id=post_id, limit=limit, cursor=cursor)

@@ -1,0 +1,396 @@
+"""Posts, comments and likes: the rules, over the repository.
+
+Every write is one single-document write that also carries its event (see outbox.py); updates
+of a post hold that post's lock (see locks.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from bson import ObjectId
+from bson.errors import InvalidId
+from campus_common.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from pymongo.errors import DuplicateKeyError
+
+from campus_documents import repository as repo
+from campus_documents.locks import KeyedLocks
+from campus_documents.outbox import (
+    comment_payload,
+    new_event,
+    now,
+    post_deleted_payload,
+    post_liked_payload,
+    post_payload,
+)
+from campus_documents.schemas import (
+    CommentCreate,
+    CommentRead,
+    FlatPostCreate,
+    LikeRead,
+    Page,
+    PostCreate,
+    PostRead,
+    PostUpdate,
+)
+from campus_documents.users_client import UsersClient
+
+SCHEMA_VERSION = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_A_MEMBER = "User is not a member of this group"
+
+
+def _no_wake() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Store:
+    """The database plus what every write needs: the per-post locks and the relay's doorbell."""
+
+    db: repo.Db
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    wake: Callable[[], None] = _no_wake
+
+
+# helpers -------------------------------------------------------------------------------------
+
+
+def parse_id(raw: str, what: str = "post") -> ObjectId:
+    """An ObjectId from a path segment; anything else is simply not found."""
+    if not ObjectId.is_valid(raw):
+        raise NotFoundError(f"{what} {raw!r} not found")
+    return ObjectId(raw)
+
+
+def encode_cursor(at: datetime, oid: ObjectId) -> str:
+    """Opaque position after an item in (created_at, _id) order."""
+    ms = (at - EPOCH) // timedelta(milliseconds=1)
+    return base64.urlsafe_b64encode(f"{ms}.{oid}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> repo.Position:
+    """The position a cursor stands for; 422 for anything we did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ms, oid = raw.split(".")
+        return EPOCH + timedelta(milliseconds=int(ms)), ObjectId(oid)
+    except (ValueError, binascii.Error, InvalidId, OverflowError) as exc:
+        raise InvalidError("invalid cursor: pass back the next_cursor of a previous page") from exc
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """A stable hash of a request body, to tell a retry from a different request."""
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def scoped_key(user_id: int, key: str | None) -> str | None:
+    # Scoped by user: two users picking the same key must not see each other's posts.
+    return None if key is None else f"{user_id}:{key}"
+
+
+def to_post(doc: dict[str, Any]) -> PostRead:
+    return PostRead(
+        id=str(doc["_id"]),
+        author_id=doc["author_id"],
+        group_id=doc.get("group_id"),
+        type=doc["type"],
+        title=doc["title"],
+        body=doc.get("body", ""),
+        tags=doc.get("tags", []),
+        attachments=doc.get("attachments", []),
+        meta=doc.get("meta", {}),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        schema_version=doc.get("schema_version", SCHEMA_VERSION),
+    )
+
+
+def to_comment(doc: dict[str, Any]) -> CommentRead:
+    return CommentRead(
+        id=str(doc["_id"]),
+        post_id=str(doc["post_id"]),
+        author_id=doc["author_id"],
+        body=doc["body"],
+        created_at=doc["created_at"],
+    )
+
+
+def _check_actor(actor: int | None, author_id: int) -> None:
+    if actor is not None and actor != author_id:
+        raise ForbiddenError("X-User-Id and author_id differ: you can only write as yourself")
+
+
+async def _replayed(
+    db: repo.Db, collection: str, key: str | None, request_hash: str
+) -> dict[str, Any] | None:
+    """The document a previous request with this key created, if any."""
+    if key is None:
+        return None
+    doc: dict[str, Any] | None = await repo.find_by_key(db, collection, key)
+    if doc is not None and doc.get("request_hash") != request_hash:
+        raise InvalidError("this Idempotency-Key was already used for a different request")
+    return doc
+
+
+def _page(docs: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    # One extra row was fetched: it tells whether a next page exists without counting.
+    if len(docs) <= limit:
+        return docs, None
+    docs = docs[:limit]
+    return docs, encode_cursor(docs[-1]["created_at"], docs[-1]["_id"])
+
+
+# posts ---------------------------------------------------------------------------------------
+
+
+async def create_post(
+    *,
+    store: Store,
+    users: UsersClient,
+    data: PostCreate | FlatPostCreate,
+    group_id: int | None,
+    actor: int | None,
+    idempotency_key: str | None,
+) -> tuple[PostRead, bool]:
+    """Create a post and its post.created event; (post, True) when the key was seen before."""
+    _check_actor(actor, data.author_id)
+    content = data.model_dump(mode="json", exclude={"author_id", "group_id"})
+    request_hash = fingerprint({"group_id": group_id, "author_id": data.author_id, **content})
+    key = scoped_key(data.author_id, idempotency_key)
+    first = await _replayed(store.db, repo.POSTS, key, request_hash)
+    if first is not None:
+        return to_post(first), True
+
+    # Asked live, not from a projection: someone who has just joined can post at once.
+    if group_id is not None:
+        if not await users.is_member(group_id=group_id, user_id=data.author_id):
+            raise ForbiddenError(NOT_A_MEMBER)
+    elif not await users.user_exists(user_id=data.author_id):
+        raise InvalidError(f"author_id {data.author_id} does not exist")
+
+    oid, at = ObjectId(), now()
+    doc: dict[str, Any] = {
+        "_id": oid,
+        "author_id": data.author_id,
+        "group_id": group_id,
+        **content,
+        "meta": {"likes": 0},
+        "liked_by": [],
+        "created_at": at,
+        "updated_at": at,
+        "schema_version": SCHEMA_VERSION,
+        "rev": 0,
+        "deleted_at": None,
+        "idempotency_key": key or f"auto:{oid}",
+        "request_hash": request_hash,
+    }
+    event = new_event(
+        "post.created", key=str(oid), user_id=data.author_id, payload=post_payload(doc), at=at
+    )
+    doc |= {"pending": True, "outbox": [event]}
+    try:
+        await repo.insert(store.db, repo.POSTS, doc)
+    except DuplicateKeyError:
+        # The same key raced us here: the other request won, return what it created.
+        first = await _replayed(store.db, repo.POSTS, key, request_hash)
+        if first is None:
+            raise
+        return to_post(first), True
+    store.wake()
+    return to_post(doc), False
+
+
+async def get_post(*, store: Store, post_id: str) -> PostRead:
+    """One live post, or 404."""
+    doc = await repo.find_post(store.db, parse_id(post_id))
+    if doc is None:
+        raise NotFoundError(f"post {post_id} not found")
+    return to_post(doc)
+
+
+async def list_posts(
+    *,
+    store: Store,
+    author_id: int | None = None,
+    group_id: int | None = None,
+    tag: str | None = None,
+    limit: int,
+    cursor: str | None,
+) -> Page[PostRead]:
+    """Posts newest first, optionally by author, group and tag; keyset-paginated."""
+    where: dict[str, Any] = {}
+    if author_id is not None:
+        where["author_id"] = author_id
+    if group_id is not None:
+        where["group_id"] = group_id
+    if tag is not None:
+        where["tags"] = tag.strip().lower()
+    after = decode_cursor(cursor) if cursor else None
+    docs = await repo.find_posts(store.db, where=where, after=after, limit=limit + 1)
+    docs, next_cursor = _page(docs, limit)
+    return Page[PostRead](items=[to_post(d) for d in docs], next_cursor=next_cursor)
+
+
+async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdate) -> PostRead:
+    """Change a post (author only) and record post.updated with the resulting fields."""
+    oid = parse_id(post_id)
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    async with store.locks.hold(str(oid)):
+        # `rev` guards against a concurrent edit from another instance (MongoDB only; on
+        # FerretDB the lock above is what serialises): the event must match the stored post.
+        for _ in range(5):
+            post = await repo.find_post(store.db, oid, internal=True)
+            if post is None:
+                raise NotFoundError(f"post {post_id} not found")
+            if post["author_id"] != actor:
+                raise ForbiddenError("only the author can change this post")
+            at = now()
+            merged = {**post, **changes, "updated_at": at}
+            event = new_event(
+                "post.updated", key=str(oid), user_id=actor, payload=post_payload(merged), at=at
+            )
+            if await repo.update_post(
+                store.db,
+                where={"_id": oid, "rev": post["rev"]},
+                update={
+                    "$set": {**changes, "updated_at": at, "pending": True},
+                    "$inc": {"rev": 1},
+                    "$push": {"outbox": event},
+                },
+            ):
+                store.wake()
+                return to_post(merged)
+    raise ConflictError("the post kept changing while we updated it, try again")
+
+
+async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
+    """Soft-delete a post (author only); the relay removes it once post.deleted is out."""
+    oid = parse_id(post_id)
+    async with store.locks.hold(str(oid)):
+        post = await repo.find_post(store.db, oid, internal=True)
+        if post is None:
+            raise NotFoundError(f"post {post_id} not found")
+        if post["author_id"] != actor:
+            raise ForbiddenError("only the author can delete this post")
+        at = now()
+        event = new_event(
+            "post.deleted", key=str(oid), user_id=actor, payload=post_deleted_payload(post), at=at
+        )
+        if not await repo.update_post(
+            store.db,
+            where={"_id": oid},
+            update={
+                "$set": {"deleted_at": at, "updated_at": at, "pending": True},
+                "$push": {"outbox": event},
+            },
+        ):
+            raise NotFoundError(f"post {post_id} not found")
+    store.wake()
+
+
+async def like_post(*, store: Store, post_id: str, user_id: int) -> LikeRead:
+    """Like a post once; liking again changes nothing and emits nothing."""
+    oid = parse_id(post_id)
+    async with store.locks.hold(str(oid)):
+        post = await repo.find_post(store.db, oid, internal=True)
+        if post is None:
+            raise NotFoundError(f"post {post_id} not found")
+        likes = int(post.get("meta", {}).get("likes", 0))
+        if user_id in post.get("liked_by", []):
+            return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=False)
+        event = new_event(
+            "post.liked",
+            key=str(oid),
+            user_id=user_id,
+            payload=post_liked_payload(post, user_id=user_id),
+        )
+        if not await repo.update_post(
+            store.db,
+            where={"_id": oid, "liked_by": {"$ne": user_id}},
+            update={
+                "$push": {"liked_by": user_id, "outbox": event},
+                "$inc": {"meta.likes": 1},
+                "$set": {"pending": True},
+            },
+        ):
+            # Another instance liked it for the same user (MongoDB), or it was just deleted.
+            current = await repo.find_post(store.db, oid)
+            if current is None:
+                raise NotFoundError(f"post {post_id} not found")
+            likes = int(current.get("meta", {}).get("likes", 0))
+            return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=False)
+    store.wake()
+    return LikeRead(post_id=post_id, user_id=user_id, likes=likes + 1, liked=True)
+
+
+# comments ------------------------------------------------------------------------------------
+
+
+async def add_comment(
+    *,
+    store: Store,
+    post_id: str,
+    data: CommentCreate,
+    actor: int | None,
+    idempotency_key: str | None,
+) -> tuple[CommentRead, bool]:
+    """Comment on a live post; the comment document carries its comment.created event."""
+    oid = parse_id(post_id)
+    _check_actor(actor, data.author_id)
+    request_hash = fingerprint({"post_id": post_id, **data.model_dump(mode="json")})
+    key = scoped_key(data.author_id, idempotency_key)
+    first = await _replayed(store.db, repo.COMMENTS, key, request_hash)
+    if first is not None:
+        return to_comment(first), True
+    post = await repo.find_post(store.db, oid)
+    if post is None:
+        raise NotFoundError(f"post {post_id} not found")
+    cid, at = ObjectId(), now()
+    doc: dict[str, Any] = {
+        "_id": cid,
+        "post_id": oid,
+        "author_id": data.author_id,
+        "body": data.body,
+        "created_at": at,
+        "schema_version": SCHEMA_VERSION,
+        "idempotency_key": key or f"auto:{cid}",
+        "request_hash": request_hash,
+    }
+    event = new_event(
+        "comment.created",
+        key=str(oid),
+        user_id=data.author_id,
+        payload=comment_payload(doc, post),
+        at=at,
+    )
+    doc |= {"pending": True, "outbox": [event]}
+    try:
+        await repo.insert(store.db, repo.COMMENTS, doc)
+    except DuplicateKeyError:
+        first = await _replayed(store.db, repo.COMMENTS, key, request_hash)
+        if first is None:
+            raise
+        return to_comment(first), True
+    store.wake()
+    return to_comment(doc), False
+
+
+async def list_comments(
+    *, store: Store, post_id: str, limit: int, cursor: str | None
+) -> Page[CommentRead]:
+    """Comments of a live post, oldest first; keyset-paginated."""
+    oid = parse_id(post_id)
+    if await repo.find_post(store.db, oid) is None:
+        raise NotFoundError(f"post {post_id} not found")
+    after = decode_cursor(cursor) if cursor else None
+    docs = await repo.find_comments(store.db, post_id=oid, after=after, limit=limit + 1)
+    docs, next_cursor = _page(docs, limit)
+    return Page[CommentRead](items=[to_comment(d) for d in docs], next_cursor=next_cursor)

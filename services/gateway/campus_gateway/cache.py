@@ -1,0 +1,283 @@
+"""Everything the gateway keeps in Redis: profiles, counters, leaderboard, activity, hot posts.
+
+A cached profile is stored as `<state>:<lsn>:<json>`:
+- `V` a value; `D` a tombstone (the row was deleted); `S` "stale": read it from its service.
+- `lsn` is the WAL position of the change that wrote the entry (0 when the gateway filled it
+  from a service's API), so the `cache` projection never lets an older change overwrite a newer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from campus_gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Kind = Literal["user", "group"]
+# One Redis command an event causes: (command, key, *arguments).
+Op = tuple[Any, ...]
+State = Literal["V", "D", "S"]
+
+HITS = "stats:cache:hits"
+MISSES = "stats:cache:misses"
+LEADERBOARD = "leaderboard:points"
+HOT_POSTS = "hot:posts"
+PREFIXES = ("user", "group", "leaderboard", "recent", "hot", "processed", "ratelimit", "stats")
+
+# MGET the entries and count hits/misses in the same round trip.
+_GET_COUNTED = """
+local vals = redis.call('MGET', unpack(KEYS, 3))
+local hits = 0
+for i = 1, #vals do
+  local v = vals[i]
+  if v and string.sub(v, 1, 1) ~= 'S' then hits = hits + 1 end
+end
+if hits > 0 then redis.call('INCRBY', KEYS[1], hits) end
+if #vals > hits then redis.call('INCRBY', KEYS[2], #vals - hits) end
+return vals
+"""
+
+# The projection's write: only a change newer than the entry's replaces it.
+_PUT_IF_NEWER = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local lsn = tonumber(string.match(cur, '^%a:(%d+):'))
+  if lsn and lsn >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# The gateway's own mark after a write it forwarded: keep the entry's LSN watermark, and keep
+# the entry itself when it already holds exactly the new value (the projection was faster).
+_MARK = """
+local cur = redis.call('GET', KEYS[1])
+local lsn = '0'
+if cur then
+  lsn = string.match(cur, '^%a:(%d+):') or '0'
+  if ARGV[3] ~= '' and cur == 'V:' .. lsn .. ':' .. ARGV[3] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. lsn .. ':', 'EX', ARGV[2])
+return 1
+"""
+
+# Apply a domain event's effects once: the dedupe marker and the effects in one atomic step.
+# KEYS[1] is the marker; ARGV[2] a JSON list of [command, key index, args...].
+_APPLY_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for _, op in ipairs(cjson.decode(ARGV[2])) do
+  local args = {op[1], KEYS[op[2]]}
+  for i = 3, #op do args[#args + 1] = op[i] end
+  redis.call(unpack(args))
+end
+return 1
+"""
+
+
+class CacheUnavailableError(Exception):
+    """Redis is down (or was moments ago); callers fall back or answer 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    state: State
+    lsn: int
+    data: bytes
+
+    @property
+    def usable(self) -> bool:
+        """Whether the entry answers the read (a value or a tombstone) without the service."""
+        return self.state != "S"
+
+
+def encode_entry(state: State, lsn: int, data: bytes = b"") -> bytes:
+    """The stored form of a profile entry."""
+    return b"%s:%d:%s" % (state.encode(), lsn, data)
+
+
+def decode_entry(raw: bytes | None) -> Entry | None:
+    """Parse a stored entry; anything unrecognisable counts as absent."""
+    if not raw:
+        return None
+    state, _, rest = raw.partition(b":")
+    lsn, sep, data = rest.partition(b":")
+    if state not in (b"V", b"D", b"S") or not sep or not lsn.isdigit():
+        return None
+    return Entry(state.decode(), int(lsn), data)  # type: ignore[arg-type]
+
+
+def profile_key(kind: Kind, entity_id: int | str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+def activity_key(group_id: int | str) -> str:
+    return f"recent:group:{group_id}"
+
+
+def processed_key(event_id: str) -> str:
+    return f"processed:{event_id}"
+
+
+def new_redis(settings: Settings) -> Redis:
+    """A pooled client that fails fast: a down Redis must not slow every request down."""
+    return Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        password=settings.redis_password.get_secret_value(),
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        max_connections=settings.redis_max_connections,
+        health_check_interval=30,
+    )
+
+
+class Cache:
+    """Redis behind a small circuit breaker: after a failure, calls fail at once for a moment."""
+
+    def __init__(self, redis: Redis, settings: Settings, *, cool_down_s: float = 1.0) -> None:
+        self.redis = redis
+        self.ttl = settings.cache_ttl_s
+        self.stale_ttl = settings.cache_stale_ttl_s
+        self.processed_ttl = settings.processed_event_ttl_s
+        self.cool_down_s = cool_down_s
+        self._down_until = 0.0
+        self._get_counted = redis.register_script(_GET_COUNTED)
+        self._put_if_newer = redis.register_script(_PUT_IF_NEWER)
+        self._mark = redis.register_script(_MARK)
+        self._apply_once = redis.register_script(_APPLY_ONCE)
+
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis call; a failure raises CacheUnavailableError and starts a cool-down."""
+        if time.monotonic() < self._down_until:
+            raise CacheUnavailableError("redis is unavailable")
+        try:
+            return await call()
+        except (RedisError, OSError) as exc:
+            if time.monotonic() >= self._down_until:
+                log.warning("redis unavailable: %r", exc)
+            self._down_until = time.monotonic() + self.cool_down_s
+            raise CacheUnavailableError("redis is unavailable") from exc
+
+    # profiles ------------------------------------------------------------------------------
+
+    async def get_entries(self, kind: Kind, ids: Sequence[int]) -> list[Entry | None]:
+        """Entries for `ids` in one round trip (MGET inside a script that counts hits)."""
+        if not ids:
+            return []
+        keys = [HITS, MISSES, *(profile_key(kind, i) for i in ids)]
+        raw = await self.guarded(lambda: self._get_counted(keys=keys))
+        return [decode_entry(v) for v in raw]
+
+    async def fill(self, kind: Kind, items: Iterable[tuple[int, bytes]]) -> None:
+        """Cache-aside fill from a service's answer; never replaces what is there (SET NX)."""
+        items = list(items)
+        if not items:
+            return
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entity_id, data in items:
+                    pipe.set(
+                        profile_key(kind, entity_id),
+                        encode_entry("V", 0, data),
+                        ex=self.ttl,
+                        nx=True,
+                    )
+                await pipe.execute()
+
+        await self.guarded(run)
+
+    async def mark(self, kind: Kind, entity_id: int, state: State, *, unless: bytes = b"") -> None:
+        """After a forwarded write: bypass the cache until the projection catches up."""
+        ttl = self.ttl if state == "D" else self.stale_ttl
+        key = profile_key(kind, entity_id)
+        await self.guarded(lambda: self._mark(keys=[key], args=[state, ttl, unless]))
+
+    async def put_if_newer(self, pipe: Any, key: str, entry: bytes, lsn: int, ttl: int) -> None:
+        """Queue the projection's order-safe write on a pipeline."""
+        await self._put_if_newer(keys=[key], args=[lsn, entry, ttl], client=pipe)
+
+    async def apply_once(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
+        """Queue an event's effects, applied only if the event was never applied before."""
+        keys: list[str] = []
+        encoded = []
+        for command, key, *args in ops:
+            if key not in keys:
+                keys.append(key)
+            # Lua's KEYS[1] is the marker, so the op's keys start at index 2.
+            encoded.append([command, keys.index(key) + 2, *(str(a) for a in args)])
+        await self._apply_once(
+            keys=[processed_key(event_id), *keys],
+            args=[self.processed_ttl, orjson.dumps(encoded)],
+            client=pipe,
+        )
+
+    # leaderboard, activity, hot posts ----------------------------------------------------
+
+    async def leaderboard(self, limit: int) -> list[tuple[int, float]]:
+        rows = await self._top(LEADERBOARD, limit)
+        return [(int(member), score) for member, score in rows]
+
+    async def activity(self, group_id: int, limit: int) -> list[Any]:
+        rows = await self.guarded(lambda: self.redis.lrange(activity_key(group_id), 0, limit - 1))
+        return [orjson.loads(r) for r in rows]
+
+    async def hot_posts(self, limit: int) -> list[tuple[str, float]]:
+        rows = await self._top(HOT_POSTS, limit)
+        return [(member.decode(), score) for member, score in rows]
+
+    async def _top(self, key: str, limit: int) -> list[tuple[bytes, float]]:
+        rows = await self.guarded(lambda: self.redis.zrevrange(key, 0, limit - 1, withscores=True))
+        return cast(list[tuple[bytes, float]], rows)
+
+    # status ---------------------------------------------------------------------------------
+
+    async def status(self, *, max_scan: int = 200_000) -> dict[str, Any]:
+        """Hit ratio, keys per prefix (SCAN), memory (INFO memory)."""
+
+        async def run() -> dict[str, Any]:
+            hits, misses = await self.redis.mget(HITS, MISSES)
+            per_prefix: dict[str, int] = {}
+            scanned = 0
+            complete = True
+            async for key in self.redis.scan_iter(count=1000):
+                prefix = key.split(b":", 1)[0].decode(errors="replace")
+                per_prefix[prefix] = per_prefix.get(prefix, 0) + 1
+                scanned += 1
+                if scanned >= max_scan:
+                    complete = False
+                    break
+            memory = await self.redis.info("memory")
+            h, m = int(hits or 0), int(misses or 0)
+            return {
+                "hits": h,
+                "misses": m,
+                "hit_ratio": round(h / (h + m), 4) if h + m else None,
+                "keys": {
+                    "total": await self.redis.dbsize(),
+                    "by_prefix": per_prefix,
+                    "complete": complete,
+                },
+                "memory": {
+                    "used_bytes": memory.get("used_memory"),
+                    "used_human": memory.get("used_memory_human"),
+                    "peak_human": memory.get("used_memory_peak_human"),
+                    "max_bytes": memory.get("maxmemory"),
+                    "policy": memory.get("maxmemory_policy"),
+                },
+            }
+
+        return await self.guarded(run)

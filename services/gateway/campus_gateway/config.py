@@ -1,0 +1,39 @@
+from functools import lru_cache
+
+from campus_common.config import CampusSettings
+from pydantic import SecretStr
+
+SERVICES = ("users", "documents", "graph", "timeseries")
+
+
+class Settings(CampusSettings):
+    redis_password: SecretStr
+    jwt_secret: SecretStr
+    admin_email: str
+    admin_password: SecretStr
+
+    jwt_ttl_s: int = 900
+    cache_ttl_s: int = 3600
+    # How long a profile the gateway has just changed is read from its service, not the cache:
+    # the `cache` projection normally refreshes it within milliseconds; this bounds a lagging one.
+    cache_stale_ttl_s: int = 30
+    processed_event_ttl_s: int = 7 * 24 * 3600
+    activity_list_max: int = 50
+    hot_posts_max: int = 1000
+
+    # Fixed windows; 0 means unlimited. An admin can override them per user or per address.
+    rate_limit_window_s: int = 60
+    rate_limit_per_address: int = 3000
+    rate_limit_per_user: int = 600
+
+    upstream_connect_timeout_s: float = 1.0
+    upstream_timeout_s: float = 5.0
+    upstream_retries: int = 2
+    upstream_max_connections: int = 200
+    redis_timeout_s: float = 0.5
+    redis_max_connections: int = 100
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg,unused-ignore]  # values come from the environment

@@ -1,0 +1,236 @@
+"""The `cache` projection: keeps Redis in step with the CDC and domain-event topics.
+
+Points (leaderboard:points), derived from the event stream so a replay rebuilds them:
+join a group +5, write a post +10 (-10 when it is deleted), comment +2, like received +1,
+friend made +1 each (-1 when removed), follower gained +1 (-1 when lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiokafka.structs import ConsumerRecord
+from campus_common import topics
+from campus_common.consumer import Delivered, PoisonRecordError, Projection
+from campus_common.events import ChangeRecord, Event
+from redis.exceptions import ResponseError
+
+from campus_gateway.cache import (
+    HOT_POSTS,
+    LEADERBOARD,
+    Cache,
+    Op,
+    activity_key,
+    encode_entry,
+    profile_key,
+)
+from campus_gateway.config import Settings
+from campus_gateway.service import normalize
+
+log = logging.getLogger(__name__)
+
+POINTS = {"join": 5, "post": 10, "comment": 2, "like_received": 1, "friend": 1, "follower": 1}
+# hot:posts scores are seconds since the epoch, pushed forward by engagement, so a post
+# commented on an hour after it was written ranks like a brand-new one.
+HOT_BOOST_S = {"comment": 3600, "like": 600}
+
+Item = ChangeRecord | Event
+CDC = frozenset(topics.CDC_TOPICS)
+
+
+class CacheProjection(Projection[Item]):
+    name = "cache"
+    topics = (*topics.CDC_TOPICS, *topics.DOMAIN_TOPICS)
+
+    def __init__(self, cache: Cache, settings: Settings) -> None:
+        self.cache = cache
+        self.ttl = settings.cache_ttl_s
+        # Longer than any call to a service can take: a cache fill that read the row before
+        # this change can no longer land once the marker is gone.
+        self.invalidation_ttl = max(10, int(settings.upstream_timeout_s * 2))
+        self.activity_max = settings.activity_list_max
+        self.hot_max = settings.hot_posts_max
+        self.last_heartbeat_at: datetime | None = None
+        self.heartbeat_applied_at: float | None = None
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> Item | None:
+        if record.value is None:
+            return None
+        if record.topic in CDC:
+            change = ChangeRecord.from_bytes(record.value)
+            return None if change.op in ("t", "m") else change
+        return Event.from_bytes(record.value)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, ResponseError):
+            # A command Redis refuses is a bad record, unless Redis is just full or busy.
+            return str(exc).startswith(("OOM", "BUSY", "LOADING"))
+        return super().is_transient(exc)
+
+    async def apply(self, batch: Sequence[Delivered[Item]]) -> None:
+        async with self.cache.redis.pipeline(transaction=False) as pipe:
+            queued = 0
+            for item in batch:
+                value = item.value
+                if isinstance(value, ChangeRecord):
+                    queued += await self._change(pipe, item.topic, value)
+                else:
+                    queued += await self._event(pipe, value)
+            if queued:
+                await pipe.execute()
+
+    # CDC ------------------------------------------------------------------------------------
+
+    async def _change(self, pipe: Any, topic: str, change: ChangeRecord) -> int:
+        row = change.row
+        lsn = change.position
+        if topic == topics.USERS:
+            key = profile_key("user", _id(row, "id"))
+            if change.is_delete:
+                entry = encode_entry("D", lsn)
+            else:
+                entry = encode_entry("V", lsn, normalize("user", row))
+            await self.cache.put_if_newer(pipe, key, entry, lsn, self.ttl)
+            return 1
+        if topic == topics.GROUPS:
+            key = profile_key("group", _id(row, "id"))
+            if change.is_delete:
+                await self.cache.put_if_newer(pipe, key, encode_entry("D", lsn), lsn, self.ttl)
+            else:
+                # The row lacks member_count, so the entry is invalidated rather than refreshed.
+                await self.cache.put_if_newer(
+                    pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl
+                )
+            return 1
+        if topic == topics.MEMBERSHIPS:
+            return await self._membership(pipe, change, row, lsn)
+        if topic == topics.HEARTBEATS and not change.is_delete:
+            beat = row.get("beat_at")
+            self.last_heartbeat_at = datetime.fromisoformat(beat) if isinstance(beat, str) else None
+            self.heartbeat_applied_at = time.time()
+        return 0
+
+    async def _membership(
+        self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int
+    ) -> int:
+        user_id, group_id = _id(row, "user_id"), _id(row, "group_id")
+        key = profile_key("group", group_id)
+        await self.cache.put_if_newer(pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl)
+        if change.op in ("c", "r"):
+            # joined_at tells one membership from a later re-join; a re-snapshot of the same
+            # membership (op r after op c) must not count twice.
+            joined_at = row.get("joined_at") or str(lsn)
+            activity = {
+                "type": "join",
+                "user_id": user_id,
+                "role": row.get("role"),
+                "at": joined_at,
+            }
+            ops = [
+                ("ZINCRBY", LEADERBOARD, POINTS["join"], user_id),
+                *self._activity(group_id, activity),
+            ]
+            await self.cache.apply_once(pipe, f"join:{user_id}:{group_id}:{joined_at}", ops)
+        elif change.is_delete:
+            activity = {"type": "leave", "user_id": user_id, "at": change.committed_at.isoformat()}
+            await self.cache.apply_once(
+                pipe, f"leave:{user_id}:{group_id}:{lsn}", self._activity(group_id, activity)
+            )
+        return 1
+
+    # domain events ------------------------------------------------------------------------
+
+    async def _event(self, pipe: Any, event: Event) -> int:
+        ops = self._ops(event)
+        if not ops:
+            return 0
+        await self.cache.apply_once(pipe, str(event.id), ops)
+        return 1
+
+    def _ops(self, event: Event) -> list[Op]:
+        p = event.payload
+        at = event.occurred_at.isoformat()
+        match event.type:
+            case "post.created":
+                post_id = str(p["post_id"])
+                return [
+                    ("ZINCRBY", LEADERBOARD, POINTS["post"], _id(p, "author_id")),
+                    ("ZADD", HOT_POSTS, "NX", event.occurred_at.timestamp(), post_id),
+                    ("ZREMRANGEBYRANK", HOT_POSTS, 0, -self.hot_max - 1),
+                    *self._activity(
+                        p.get("group_id"),
+                        {
+                            "type": "post",
+                            "user_id": _id(p, "author_id"),
+                            "post_id": post_id,
+                            "title": p.get("title"),
+                            "at": at,
+                        },
+                    ),
+                ]
+            case "post.deleted":
+                return [
+                    ("ZINCRBY", LEADERBOARD, -POINTS["post"], _id(p, "author_id")),
+                    ("ZREM", HOT_POSTS, str(p["post_id"])),
+                ]
+            case "comment.created":
+                post_id = str(p["post_id"])
+                return [
+                    ("ZINCRBY", LEADERBOARD, POINTS["comment"], _id(p, "author_id")),
+                    ("ZADD", HOT_POSTS, "XX", "INCR", HOT_BOOST_S["comment"], post_id),
+                    *self._activity(
+                        p.get("group_id"),
+                        {
+                            "type": "comment",
+                            "user_id": _id(p, "author_id"),
+                            "post_id": post_id,
+                            "at": at,
+                        },
+                    ),
+                ]
+            case "post.liked":
+                post_id = str(p["post_id"])
+                return [
+                    ("ZINCRBY", LEADERBOARD, POINTS["like_received"], _id(p, "author_id")),
+                    ("ZADD", HOT_POSTS, "XX", "INCR", HOT_BOOST_S["like"], post_id),
+                    *self._activity(
+                        p.get("group_id"),
+                        {
+                            "type": "like",
+                            "user_id": _id(p, "user_id"),
+                            "post_id": post_id,
+                            "at": at,
+                        },
+                    ),
+                ]
+            case "friend.added" | "friend.removed":
+                delta = POINTS["friend"] if event.type == "friend.added" else -POINTS["friend"]
+                return [
+                    ("ZINCRBY", LEADERBOARD, delta, _id(p, "user_id")),
+                    ("ZINCRBY", LEADERBOARD, delta, _id(p, "other_id")),
+                ]
+            case "follow.added" | "follow.removed":
+                delta = POINTS["follower"] if event.type == "follow.added" else -POINTS["follower"]
+                return [("ZINCRBY", LEADERBOARD, delta, _id(p, "followee_id"))]
+        return []  # post.updated and unknown types leave Redis as it is
+
+    def _activity(self, group_id: Any, entry: dict[str, Any]) -> list[Op]:
+        if group_id is None:
+            return []  # a post outside any group has no group activity list
+        key = activity_key(_id({"group_id": group_id}, "group_id"))
+        return [
+            ("LPUSH", key, orjson.dumps(entry).decode()),
+            ("LTRIM", key, 0, self.activity_max - 1),
+        ]
+
+
+def _id(data: dict[str, Any], name: str) -> int:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise PoisonRecordError(f"{name}={value!r} is not an id")
+    return int(value)

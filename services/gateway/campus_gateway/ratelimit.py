@@ -1,0 +1,103 @@
+"""Fixed-window rate limits per client address and per user, counted atomically in Redis."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from campus_gateway.cache import Cache, CacheUnavailableError
+
+log = logging.getLogger(__name__)
+
+# KEYS come in pairs (counter, override); ARGV[1] is the default window, ARGV[1 + n] the default
+# limit of pair n. An override holds "<limit>:<window>"; a limit of 0 means unlimited.
+# Returns {seconds until the caller may retry (0 = allowed), requests left in the tightest window}.
+_LIMIT = """
+local retry, left = 0, -1
+for i = 1, #KEYS, 2 do
+  local limit, window = tonumber(ARGV[(i + 1) / 2 + 1]), tonumber(ARGV[1])
+  local o = redis.call('GET', KEYS[i + 1])
+  if o then
+    local ol, ow = string.match(o, '^(%d+):(%d+)$')
+    if ol then limit, window = tonumber(ol), tonumber(ow) end
+  end
+  if limit > 0 then
+    local n = redis.call('INCR', KEYS[i])
+    local ttl = redis.call('TTL', KEYS[i])
+    if n == 1 or ttl < 0 then
+      redis.call('EXPIRE', KEYS[i], window)
+      ttl = window
+    end
+    if n > limit then retry = math.max(retry, ttl, 1) end
+    if left < 0 or limit - n < left then left = math.max(limit - n, 0) end
+  end
+end
+return {retry, left}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    retry_after: int  # 0 when the request may go ahead
+    remaining: int  # -1 when no limit applies
+
+    @property
+    def allowed(self) -> bool:
+        return self.retry_after == 0
+
+
+def counter_key(scope: str, subject: str) -> str:
+    return f"ratelimit:{scope}:{subject}"
+
+
+def override_key(scope: str, subject: str) -> str:
+    return f"ratelimit:override:{scope}:{subject}"
+
+
+class RateLimiter:
+    def __init__(self, cache: Cache, *, window_s: int, per_address: int, per_user: int) -> None:
+        self.cache = cache
+        self.window_s = window_s
+        self.per_address = per_address
+        self.per_user = per_user
+        self._script = cache.redis.register_script(_LIMIT)
+
+    async def check(self, *, address: str, user_id: int | None) -> Verdict:
+        """Count one request; fails open (allowed) while Redis is down."""
+        keys = [counter_key("addr", address), override_key("addr", address)]
+        limits = [self.per_address]
+        if user_id is not None:
+            keys += [counter_key("user", str(user_id)), override_key("user", str(user_id))]
+            limits.append(self.per_user)
+        try:
+            retry, left = await self.cache.guarded(
+                lambda: self._script(keys=keys, args=[self.window_s, *limits])
+            )
+        except CacheUnavailableError:
+            # Refusing every request because the limiter's store is down would turn a cache
+            # outage into a full outage.
+            return Verdict(0, -1)
+        return Verdict(int(retry), int(left))
+
+    async def set_override(
+        self, *, scope: str, subject: str, limit: int, window_s: int, ttl_s: int
+    ) -> None:
+        """Give one user or address its own limit for a while (and start a fresh window)."""
+        redis: Redis = self.cache.redis
+
+        async def run() -> None:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(override_key(scope, subject), f"{limit}:{window_s}", ex=ttl_s)
+                pipe.delete(counter_key(scope, subject))
+                await pipe.execute()
+
+        await self.cache.guarded(run)
+
+    async def clear_override(self, *, scope: str, subject: str) -> None:
+        await self.cache.guarded(
+            lambda: self.cache.redis.delete(
+                override_key(scope, subject), counter_key(scope, subject)
+            )
+        )

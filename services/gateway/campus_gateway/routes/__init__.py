@@ -1,0 +1,1 @@
+"""The public API, one module per area; every router is rate limited."""

@@ -1,0 +1,100 @@
+"""Dependencies shared by the routes: the gateway's resources, the caller, rate limits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from campus_common.errors import ForbiddenError
+from campus_common.web import MAX_ID
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
+from fastapi.security import OAuth2PasswordBearer
+
+from campus_gateway.auth import Principal, bearer, decode_token, unauthorized
+from campus_gateway.ratelimit import RateLimiter
+from campus_gateway.service import Gateway, user_exists
+from campus_gateway.upstream import Reply, forwarded_headers
+
+Id = Annotated[int, Path(gt=0, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+# Document ids are opaque to the gateway (ObjectId hex today); bound them, the service checks.
+PostId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+Gw = Annotated[Gateway, Depends(gateway)]
+
+
+# Declares the scheme in OpenAPI, so /docs has an "Authorize" button that logs in for you.
+oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+async def optional_principal(
+    request: Request, gw: Gw, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal | None:
+    """The caller when a token is sent (it must then be valid), else None."""
+    if token is None:
+        return None
+    principal = decode_token(gw.settings, token)
+    # A token outlives nothing: once the account is deleted it stops working.
+    if not await user_exists(gw=gw, user_id=principal.user_id):
+        raise unauthorized("the account of this token no longer exists")
+    request.state.principal = principal
+    return principal
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """The caller; 401 without a valid bearer token."""
+    if principal is None:
+        raise unauthorized(
+            "sign in first: POST /auth/token, then send 'Authorization: Bearer <token>'"
+        )
+    return principal
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The admin; 403 for anyone else."""
+    if not principal.admin:
+        raise ForbiddenError("only the admin may do this")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(admin_principal)]
+
+
+async def rate_limited(request: Request, gw: Gw) -> None:
+    """Count the request against its address and (with a valid token) its user; 429 over it."""
+    limiter: RateLimiter = request.app.state.limiter
+    principal = None
+    try:
+        token = bearer(request)
+        principal = decode_token(gw.settings, token) if token else None
+    except HTTPException:
+        pass  # the route itself answers 401 where a token is needed
+    address = request.client.host if request.client else "unknown"
+    verdict = await limiter.check(address=address, user_id=principal.user_id if principal else None)
+    if not verdict.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"rate limit exceeded, retry in {verdict.retry_after} s",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+
+
+def headers_for(request: Request, principal: Principal | None) -> dict[str, str]:
+    return forwarded_headers(request.headers, actor=principal.user_id if principal else None)
+
+
+def passthrough(reply: Reply, *, headers: dict[str, str] | None = None) -> Response:
+    """A service's answer as the gateway's, without parsing it."""
+    if reply.status_code == status.HTTP_204_NO_CONTENT or not reply.content:
+        return Response(status_code=reply.status_code, headers=headers)
+    return Response(
+        reply.content, status_code=reply.status_code, media_type="application/json", headers=headers
+    )

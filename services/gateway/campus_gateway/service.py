@@ -1,0 +1,206 @@
+"""What the gateway adds to forwarding: cache-aside profiles, feed enrichment, the leaderboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from campus_common.consumer import ProjectionRunner
+from campus_common.errors import NotFoundError, UnavailableError
+
+from campus_gateway.cache import Cache, CacheUnavailableError, Kind
+from campus_gateway.config import Settings
+from campus_gateway.schemas import GroupProfile, LeaderboardEntry, UserProfile
+from campus_gateway.upstream import Upstream, UpstreamError
+
+log = logging.getLogger(__name__)
+
+CacheOutcome = Literal["hit", "miss", "bypass"]
+_MODELS: dict[Kind, type[UserProfile] | type[GroupProfile]] = {
+    "user": UserProfile,
+    "group": GroupProfile,
+}
+_PATHS: dict[Kind, str] = {"user": "/users", "group": "/groups"}
+
+
+@dataclass
+class Gateway:
+    """The resources one gateway process holds (created in the lifespan)."""
+
+    settings: Settings
+    upstream: Upstream
+    cache: Cache
+    projections: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
+
+
+def normalize(kind: Kind, raw: bytes | dict[str, Any]) -> bytes:
+    """A profile as the cache stores it, whichever path it came by."""
+    model = _MODELS[kind]
+    obj = model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
+    return obj.model_dump_json().encode()
+
+
+async def get_profile(*, gw: Gateway, kind: Kind, entity_id: int) -> tuple[bytes, CacheOutcome]:
+    """One user or group profile: Redis first, then its service (and fill the cache)."""
+    outcome: CacheOutcome = "miss"
+    try:
+        (entry,) = await gw.cache.get_entries(kind, [entity_id])
+    except CacheUnavailableError:
+        entry, outcome = None, "bypass"
+    if entry is not None and entry.usable:
+        if entry.state == "D":
+            raise NotFoundError(f"{kind} {entity_id} not found")
+        return entry.data, "hit"
+    reply = await gw.upstream.call("users", "GET", f"{_PATHS[kind]}/{entity_id}")
+    data = normalize(kind, reply.content)
+    if outcome == "miss" and entry is None:
+        # A "stale" entry stays until the projection replaces it: refilling it here could put
+        # back a value older than a change the projection has not applied yet.
+        with contextlib.suppress(CacheUnavailableError):
+            await gw.cache.fill(kind, [(entity_id, data)])
+    return data, outcome
+
+
+async def get_profiles(*, gw: Gateway, kind: Kind, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Many profiles: one MGET for all of them, one batch call to the service for the misses."""
+    wanted = sorted(set(ids))
+    found: dict[int, dict[str, Any]] = {}
+    missing: list[int] = wanted
+    fillable: set[int] = set(wanted)
+    try:
+        entries = await gw.cache.get_entries(kind, wanted)
+    except CacheUnavailableError:
+        entries = [None] * len(wanted)
+        fillable = set()
+    else:
+        missing = []
+        for entity_id, entry in zip(wanted, entries, strict=True):
+            if entry is None or not entry.usable:
+                missing.append(entity_id)
+                if entry is not None:
+                    fillable.discard(entity_id)
+            elif entry.state == "V":
+                found[entity_id] = orjson.loads(entry.data)
+    if missing:
+        reply = await gw.upstream.call(
+            "users", "GET", f"{_PATHS[kind]}/batch", params=[("ids", i) for i in missing]
+        )
+        fresh = [(int(row["id"]), normalize(kind, row)) for row in reply.json()]
+        for entity_id, data in fresh:
+            found[entity_id] = orjson.loads(data)
+        with contextlib.suppress(CacheUnavailableError):
+            await gw.cache.fill(kind, [(i, d) for i, d in fresh if i in fillable])
+    return found
+
+
+async def user_exists(*, gw: Gateway, user_id: int) -> bool:
+    """Whether the account is still there (a deleted user's token must stop working)."""
+    try:
+        await get_profile(gw=gw, kind="user", entity_id=user_id)
+    except NotFoundError:
+        return False
+    except UpstreamError as exc:
+        if exc.status_code == 404:
+            return False
+        raise
+    return True
+
+
+def posts_in(body: Any) -> list[dict[str, Any]]:
+    """The posts in a documents-service answer (a list, or a page with `items`)."""
+    items = body.get("items", []) if isinstance(body, dict) else body
+    return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
+
+
+async def enrich_posts(*, gw: Gateway, body: Any) -> Any:
+    """Add `author` and `group` summaries to each post: the brief's "Getting Group Feed" flow."""
+    posts = posts_in(body)
+    author_ids = {int(p["author_id"]) for p in posts if _is_id(p.get("author_id"))}
+    group_ids = {int(p["group_id"]) for p in posts if _is_id(p.get("group_id"))}
+    users, groups = await asyncio.gather(
+        get_profiles(gw=gw, kind="user", ids=author_ids),
+        get_profiles(gw=gw, kind="group", ids=group_ids),
+    )
+    for post in posts:
+        user = users.get(post["author_id"]) if _is_id(post.get("author_id")) else None
+        group = groups.get(post["group_id"]) if _is_id(post.get("group_id")) else None
+        post["author"] = {"id": user["id"], "full_name": user["full_name"]} if user else None
+        post["group"] = (
+            {"id": group["id"], "name": group["name"], "course_code": group["course_code"]}
+            if group
+            else None
+        )
+    return body
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+async def leaderboard(*, gw: Gateway, limit: int) -> list[LeaderboardEntry]:
+    """The top users by points, with names; 503 when Redis (its only store) is down."""
+    try:
+        rows = await gw.cache.leaderboard(limit)
+    except CacheUnavailableError as exc:
+        raise UnavailableError(
+            "the leaderboard is unavailable: it lives only in Redis, which is down"
+        ) from exc
+    try:
+        users = await get_profiles(gw=gw, kind="user", ids=[u for u, _ in rows])
+    except UpstreamError:
+        users = {}  # names are a nicety; the ranking itself is still right
+    return [
+        LeaderboardEntry(
+            rank=i + 1,
+            user_id=user_id,
+            points=points,
+            full_name=users[user_id]["full_name"] if user_id in users else None,
+        )
+        for i, (user_id, points) in enumerate(rows)
+    ]
+
+
+async def ensure_admin(*, gw: Gateway, retry_s: float = 2.0) -> None:
+    """Create the admin account if it is missing, waiting for the users service if need be."""
+    settings = gw.settings
+    body = {
+        "email": settings.admin_email,
+        "full_name": "CampusConnect administrator",
+        "password": settings.admin_password.get_secret_value(),
+    }
+    while True:
+        try:
+            await gw.upstream.call("users", "POST", "/users", json=body)
+            log.info("admin account %s created", settings.admin_email)
+            return
+        except UpstreamError as exc:
+            if exc.status_code == 409:
+                await _check_admin_password(gw=gw)
+                return
+            if exc.status_code < 500:
+                log.error("cannot create the admin account: %s", exc.body)
+                return
+            log.info(
+                "users service not ready for the admin account (%s); retrying", exc.status_code
+            )
+        await asyncio.sleep(retry_s)
+
+
+async def _check_admin_password(*, gw: Gateway) -> None:
+    settings = gw.settings
+    creds = {"email": settings.admin_email, "password": settings.admin_password.get_secret_value()}
+    try:
+        await gw.upstream.call("users", "POST", "/auth/verify", json=creds)
+    except UpstreamError as exc:
+        if exc.status_code == 404:
+            log.error(
+                "the account %s exists but does not take CAMPUS_ADMIN_PASSWORD: admin login is off",
+                settings.admin_email,
+            )
+        return
+    log.info("admin account %s present", settings.admin_email)

@@ -1,0 +1,157 @@
+"""Pooled HTTP clients for the four services, and the one way the gateway calls them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from campus_gateway.config import SERVICES, Settings
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+# The request never reached the service (or a pooled keep-alive socket had died): safe to
+# repeat for idempotent methods only, since a POST may have been applied before the failure.
+RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.PoolTimeout)
+# Headers worth passing on to a service; everything else stays at the gateway.
+FORWARDED_HEADERS = ("idempotency-key",)
+
+QueryParams = Sequence[tuple[str, str | int]] | Mapping[str, str | int] | None
+
+
+class UpstreamError(Exception):
+    """A service answered with an error, or could not be reached; carries the reply to send."""
+
+    def __init__(self, status_code: int, body: dict[str, Any], service: str) -> None:
+        super().__init__(f"{service}: {status_code} {body}")
+        self.status_code = status_code
+        self.body = body
+        self.service = service
+
+
+class Reply:
+    """A service's successful answer, kept as bytes so it can be passed through unparsed."""
+
+    __slots__ = ("content", "status_code")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    def json(self) -> Any:
+        return orjson.loads(self.content) if self.content else None
+
+
+class Upstream:
+    """One pooled httpx client per service, created in the lifespan."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        timeout = httpx.Timeout(
+            settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s
+        )
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        )
+        self.retries = settings.upstream_retries
+        self.clients = {
+            name: httpx.AsyncClient(
+                base_url=settings.service_url(name),
+                timeout=timeout,
+                limits=limits,
+                transport=transport,
+            )
+            for name in SERVICES
+        }
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.clients.values()))
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send one request; 2xx → Reply, anything else → UpstreamError with a clear body."""
+        client = self.clients[service]
+        attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
+        for attempt in range(attempts):
+            try:
+                resp = await client.request(
+                    method, path, params=_query(params), json=json, headers=headers
+                )
+                break
+            except RETRYABLE as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                log.warning("%s unreachable on %s %s: %r", service, method, path, exc)
+                raise unavailable(service) from exc
+            except httpx.TimeoutException as exc:
+                log.warning("%s timed out on %s %s: %r", service, method, path, exc)
+                raise UpstreamError(
+                    504,
+                    {"detail": f"the {service} service did not answer in time", "service": service},
+                    service,
+                ) from exc
+            except httpx.HTTPError as exc:
+                log.warning("%s failed on %s %s: %r", service, method, path, exc)
+                raise unavailable(service) from exc
+        if resp.status_code < 400:
+            return Reply(resp.status_code, resp.content)
+        raise _error_from(service, resp)
+
+
+def _query(params: QueryParams) -> httpx.QueryParams | None:
+    if params is None:
+        return None
+    pairs = params.items() if isinstance(params, Mapping) else params
+    return httpx.QueryParams(tuple((k, v) for k, v in pairs))
+
+
+def unavailable(service: str) -> UpstreamError:
+    return UpstreamError(
+        503,
+        {"detail": f"the {service} service is unavailable, try again shortly", "service": service},
+        service,
+    )
+
+
+def _error_from(service: str, resp: httpx.Response) -> UpstreamError:
+    if resp.status_code < 500:
+        # The service's own 4xx explains the problem to the caller: pass it through unchanged.
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"detail": resp.text[:500] or resp.reason_phrase}
+        if not isinstance(body, dict):
+            body = {"detail": body}
+        return UpstreamError(resp.status_code, body, service)
+    if resp.status_code in (503, 504):
+        # The service is up but one of its own stores is not.
+        detail = f"the {service} service cannot reach its store, try again shortly"
+        return UpstreamError(503, {"detail": detail, "service": service}, service)
+    log.error("%s answered %d: %s", service, resp.status_code, resp.text[:500])
+    return UpstreamError(
+        502, {"detail": f"the {service} service failed", "service": service}, service
+    )
+
+
+def forwarded_headers(headers: Mapping[str, str], *, actor: int | None) -> dict[str, str]:
+    """What a service gets: a few client headers plus who is acting (never the token)."""
+    out = {h: headers[h] for h in FORWARDED_HEADERS if h in headers}
+    if actor is not None:
+        out["x-user-id"] = str(actor)
+    return out

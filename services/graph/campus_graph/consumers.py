@@ -1,0 +1,205 @@
+"""The `graph` projection: users, groups and memberships from Debezium into Neo4j."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from aiokafka.structs import ConsumerRecord
+from campus_common import topics
+from campus_common.consumer import Delivered, PoisonRecordError, Projection
+from campus_common.events import ChangeRecord
+from campus_common.web import MAX_ID
+from neo4j import AsyncDriver
+from neo4j.exceptions import (
+    ClientError,
+    CypherSyntaxError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from campus_graph import repository as repo
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["user", "group", "membership", "heartbeat"]
+TOPIC_KINDS: dict[str, Kind] = {
+    topics.USERS: "user",
+    topics.GROUPS: "group",
+    topics.MEMBERSHIPS: "membership",
+    topics.HEARTBEATS: "heartbeat",
+}
+PROJECTION = "graph"
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Id = Field(gt=0, le=MAX_ID)
+
+
+class UserKey(_Row):
+    id: int = Id
+
+
+class UserRow(UserKey):
+    email: str
+    full_name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class GroupKey(_Row):
+    id: int = Id
+
+
+class GroupRow(GroupKey):
+    name: str
+    course_code: str
+
+
+class MembershipKey(_Row):
+    user_id: int = Id
+    group_id: int = Id
+
+
+class MembershipRow(MembershipKey):
+    role: str
+    joined_at: datetime
+
+
+class HeartbeatRow(_Row):
+    beat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GraphChange:
+    """One decoded CDC change, reduced to what the graph keeps."""
+
+    kind: Kind
+    key: tuple[int, ...]
+    lsn: int
+    deleted: bool
+    props: dict[str, Any]
+
+
+def tombstone_key(kind: str, key: tuple[int, ...]) -> str:
+    """The unique key of the tombstone a delete of this entity leaves."""
+    return ":".join([kind, *map(str, key)])
+
+
+def to_change(kind: Kind, change: ChangeRecord) -> GraphChange | None:
+    """Validate one Debezium change for `kind`; None when it carries nothing to apply."""
+    if change.op in ("t", "m"):
+        # A TRUNCATE names no rows and a logical message is not a row change.
+        log.warning("graph projection ignores op=%s on %s", change.op, change.source.table)
+        return None
+    lsn = change.position
+    row = change.row
+    if kind == "heartbeat":
+        if change.is_delete:
+            return None
+        beat = HeartbeatRow.model_validate(row)
+        # One freshness marker per projection, whatever the heartbeat row's id.
+        return GraphChange(kind, (), lsn, False, {"beat_at": beat.beat_at})
+    if kind == "membership":
+        mkey = MembershipKey.model_validate(row)
+        key: tuple[int, ...] = (mkey.user_id, mkey.group_id)
+        model: type[_Row] = MembershipKey if change.is_delete else MembershipRow
+    else:
+        key = (UserKey.model_validate(row).id,)
+        if kind == "user":
+            model = UserKey if change.is_delete else UserRow
+        else:
+            model = GroupKey if change.is_delete else GroupRow
+    # A delete's `before` holds only the primary key (replica identity default).
+    props = {} if change.is_delete else model.model_validate(row).model_dump()
+    return GraphChange(kind, key, lsn, change.is_delete, props)
+
+
+def latest_per_key(changes: Iterable[GraphChange]) -> list[GraphChange]:
+    """Keep only the highest-LSN change per entity (the later one on a tie), in LSN order."""
+    latest: dict[tuple[str, tuple[int, ...]], GraphChange] = {}
+    for change in changes:
+        k = (change.kind, change.key)
+        current = latest.get(k)
+        if current is None or change.lsn >= current.lsn:
+            latest[k] = change
+    return sorted(latest.values(), key=lambda c: c.lsn)
+
+
+def plan_writes(
+    changes: Iterable[GraphChange],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any] | None]:
+    """Group reduced changes into UNWIND parameter lists ("kind.op" → rows) plus freshness."""
+    writes: dict[str, list[dict[str, Any]]] = {}
+    freshness: dict[str, Any] | None = None
+    for c in changes:
+        if c.kind == "heartbeat":
+            if freshness is None or c.lsn >= freshness["lsn"]:
+                freshness = {"lsn": c.lsn, **c.props}
+            continue
+        row: dict[str, Any] = {**c.props, "lsn": c.lsn, "tomb": tombstone_key(c.kind, c.key)}
+        if c.kind == "membership":
+            row["user_id"], row["group_id"] = c.key
+            row["user_tomb"] = tombstone_key("user", c.key[:1])
+            row["group_tomb"] = tombstone_key("group", c.key[1:])
+        else:
+            row["id"] = c.key[0]
+        writes.setdefault(f"{c.kind}.{'delete' if c.deleted else 'upsert'}", []).append(row)
+    return writes, freshness
+
+
+def is_data_error(exc: Neo4jError) -> bool:
+    """Whether Neo4j refused the data itself (not our query, the server or the credentials)."""
+    if isinstance(exc, CypherSyntaxError):
+        return False
+    code = exc.code or ""
+    return code.startswith(("Neo.ClientError.Statement.", "Neo.ClientError.Schema."))
+
+
+class GraphProjection(Projection[GraphChange]):
+    """Debezium changes of users, groups and memberships → Neo4j nodes and MEMBER_OF edges."""
+
+    name = PROJECTION
+    topics = (topics.USERS, topics.GROUPS, topics.MEMBERSHIPS, topics.HEARTBEATS)
+
+    def __init__(self, driver: AsyncDriver) -> None:
+        self.driver = driver
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> GraphChange | None:
+        """Parse the change record; raising sends it to the dead-letter topic."""
+        if record.value is None:
+            return None
+        kind = TOPIC_KINDS[record.topic]
+        return to_change(kind, ChangeRecord.from_bytes(record.value))
+
+    async def apply(self, batch: Sequence[Delivered[GraphChange]]) -> None:
+        """Write the batch in one transaction; a redelivered or older change changes nothing."""
+        writes, freshness = plan_writes(latest_per_key(d.value for d in batch))
+        try:
+            await repo.apply_projection(
+                self.driver, writes=writes, freshness=freshness, projection=PROJECTION
+            )
+        except ClientError as exc:
+            if is_data_error(exc):
+                raise PoisonRecordError(f"{exc.code}: {exc.message}") from exc
+            raise
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Neo4j down or busy means wait; only data Neo4j refuses is poison."""
+        if isinstance(exc, ServiceUnavailable | SessionExpired | TransientError | OSError):
+            return True
+        if isinstance(exc, DriverError | Neo4jError):
+            # Anything else from the driver (auth, a query bug): waiting loses nothing,
+            # dead-lettering would drop good data until someone replays it.
+            return True
+        return super().is_transient(exc)

@@ -1,0 +1,27 @@
+from functools import lru_cache
+
+from pydantic import SecretStr
+
+from campus_common.config import CampusSettings, PostgresDsn
+
+
+class Settings(CampusSettings):
+    ts_db_password: SecretStr
+    ts_db_pool_max: int = 10
+    # A plain-PostgreSQL rollup refresh recomputes the whole view; the runner also waits at
+    # least ten times the last refresh's duration, so it never takes more than ~10% of a core.
+    ts_rollup_refresh_s: float = 30.0
+    ts_partitions_ahead: str = "3 months"
+    ts_projection_batch: int = 5000
+
+    @property
+    def db(self) -> PostgresDsn:
+        return PostgresDsn(
+            host=self.ts_pg_host, port=self.ts_pg_port, database="campus_ts",
+            user="campus_ts", password=self.ts_db_password,
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,190 @@
+"""SQL against `campus_ts`; the only module that touches it.
+
+Every statement here runs unchanged on both storage paths of TimeScaleDB.sql: the differences
+live in its functions (time_bucket, event_buckets, refresh_rollups, ensure_partitions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+if TYPE_CHECKING:
+    from campus_timeseries.consumers import EventRow
+
+Conn = AsyncConnection[Any]
+
+# One statement per batch: arrays in, ON CONFLICT drops what is already stored.
+INSERT_EVENTS = """
+INSERT INTO events (time, user_id, event_type, properties, source, dedupe_key)
+SELECT t, u, e, p::jsonb, s, k
+FROM unnest(%s::timestamptz[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
+     AS r (t, u, e, p, s, k)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_events(conn: Conn, *, rows: Sequence[EventRow]) -> int:
+    """Insert rows not stored yet; returns how many were new."""
+    cur = await conn.execute(
+        INSERT_EVENTS,
+        (
+            [r.time for r in rows],
+            [r.user_id for r in rows],
+            [r.event_type for r in rows],
+            [orjson.dumps(r.properties).decode() for r in rows],
+            [r.source for r in rows],
+            [r.dedupe_key for r in rows],
+        ),
+    )
+    return max(cur.rowcount, 0)
+
+
+async def record_heartbeat(conn: Conn, *, projection: str, beat_at: datetime) -> None:
+    """Remember the newest heartbeat applied; an older one never replaces it."""
+    await conn.execute(
+        """
+        INSERT INTO projection_freshness (projection, beat_at, applied_at)
+        VALUES (%s, %s, now())
+        ON CONFLICT (projection) DO UPDATE
+            SET beat_at = EXCLUDED.beat_at, applied_at = EXCLUDED.applied_at
+            WHERE projection_freshness.beat_at < EXCLUDED.beat_at
+        """,
+        (projection, beat_at),
+    )
+
+
+async def storage_path(conn: Conn) -> str:
+    cur = await conn.execute("SELECT path FROM storage_path")
+    row = await cur.fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+async def refresh_rollups(conn: Conn) -> bool:
+    """Refresh the rollups (plain PostgreSQL); False where TimescaleDB's policy does it."""
+    # At a million rows a refresh takes seconds: more than the pool's statement timeout.
+    await conn.execute("SET LOCAL statement_timeout = '5min'")
+    cur = await conn.execute("SELECT refresh_rollups()")
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def ensure_partitions(conn: Conn, *, ahead: str) -> int:
+    """Create the monthly partitions up to now() + ahead; returns how many were new."""
+    cur = await conn.execute("SELECT ensure_partitions(%s::interval)", (ahead,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def counts_by_type(conn: Conn) -> list[dict[str, Any]]:
+    """All-time events and newest event time per type, from the rollups."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT event_type, sum(events)::bigint AS events, max(newest) AS newest
+        FROM event_buckets(INTERVAL '1 day')
+        GROUP BY event_type
+        ORDER BY events DESC, event_type
+        """
+    )
+    return await cur.fetchall()
+
+
+async def timeline(
+    conn: Conn, *, width: timedelta, since: datetime, event_type: str | None
+) -> list[dict[str, Any]]:
+    """Events per bucket from since's bucket to now's, empty buckets included."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT g.bucket, coalesce(sum(b.events), 0)::bigint AS events
+        FROM generate_series(time_bucket(%(w)s, %(since)s), time_bucket(%(w)s, now()), %(w)s)
+             AS g (bucket)
+        LEFT JOIN event_buckets(%(w)s, %(since)s, %(type)s) AS b ON b.bucket = g.bucket
+        GROUP BY g.bucket
+        ORDER BY g.bucket
+        """,
+        {"w": width, "since": since, "type": event_type},
+    )
+    return await cur.fetchall()
+
+
+async def now(conn: Conn) -> datetime:
+    """The database's clock: every window is measured against it."""
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def heartbeat(conn: Conn, *, projection: str) -> datetime | None:
+    cur = await conn.execute(
+        "SELECT beat_at FROM projection_freshness WHERE projection = %s", (projection,)
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def user_counts(conn: Conn, *, user_id: int) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT event_type, count(*) AS events, min(time) AS first_at, max(time) AS last_at
+        FROM events WHERE user_id = %s
+        GROUP BY event_type
+        ORDER BY events DESC, event_type
+        """,
+        (user_id,),
+    )
+    return await cur.fetchall()
+
+
+async def user_recent(conn: Conn, *, user_id: int, limit: int) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT time, event_type, source, properties
+        FROM events WHERE user_id = %s
+        ORDER BY time DESC, dedupe_key
+        LIMIT %s
+        """,
+        (user_id, limit),
+    )
+    return await cur.fetchall()
+
+
+async def top_users(conn: Conn, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT user_id, count(*) AS events
+        FROM events
+        WHERE time >= %s AND user_id IS NOT NULL
+        GROUP BY user_id
+        ORDER BY events DESC, user_id
+        LIMIT %s
+        """,
+        (since, limit),
+    )
+    return await cur.fetchall()
+
+
+async def daily_active_users(
+    conn: Conn, *, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT time_bucket(INTERVAL '1 day', time) AS day, count(DISTINCT user_id) AS users
+        FROM events
+        WHERE time >= %s AND time < %s AND user_id IS NOT NULL
+        GROUP BY 1
+        """,
+        (since, until),
+    )
+    return await cur.fetchall()

@@ -2,6 +2,16 @@
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DATA="$STACK_DIR/data/postgres"
 PG_SOCK="$STACK_DIR/run/postgres"
+# As root the server runs as `postgres`, which must be able to reach its data directory. If the
+# checkout sits below a folder it cannot enter, the data lives under /var/lib and is linked here.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$STACK_DIR/data" 2>/dev/null; then
+  PG_BASE="/var/lib/campusconnect/$(printf '%s' "$CAMPUS_ROOT" | sha1sum | cut -c1-12)"
+  mkdir -p "$PG_BASE/data" "$PG_BASE/run"
+  chown postgres:postgres "$PG_BASE/data" "$PG_BASE/run"
+  [ -L "$PG_DATA" ] || { rm -rf "$PG_DATA"; ln -s "$PG_BASE/data" "$PG_DATA"; }
+  PG_DATA="$PG_BASE/data"
+  PG_SOCK="$PG_BASE/run"
+fi
 # PostgreSQL refuses to run as root: as root, run it as the Debian package's `postgres` user.
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

@@ -11,14 +11,15 @@ if [ ! -s "$PG_DATA/PG_VERSION" ]; then
     --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
 fi
+# Copied next to the data, so the server never reads from the checkout (see common.sh).
+install -m 644 "$STACK_SRC/postgres/postgresql.conf" "$STACK_SRC/postgres/pg_hba.conf" "$PG_DATA/"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA/postgresql.conf" "$PG_DATA/pg_hba.conf"
 # Settings that follow .env are passed on the command line so a changed port needs no edit.
 exec_args=(
   -D "$PG_DATA"
   -c "listen_addresses=$CAMPUS_HOST"
   -c "port=$CAMPUS_PG_PORT"
   -c "unix_socket_directories=$PG_SOCK"
-  -c "config_file=$STACK_SRC/postgres/postgresql.conf"
-  -c "hba_file=$STACK_SRC/postgres/pg_hba.conf"
 )
 if [ "$(id -u)" = 0 ]; then exec runuser -u postgres -- "$PG_BIN/postgres" "${exec_args[@]}"; fi
 exec "$PG_BIN/postgres" "${exec_args[@]}"

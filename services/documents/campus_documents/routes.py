@@ -1,10 +1,15 @@
-"""HTTP endpoints. The acting user arrives in `X-User-Id` (the gateway sets it after auth)."""
+"""HTTP endpoints.
+
+Who acts: `X-User-Id` (set by the gateway after authentication) for PUT and DELETE; creates
+name their author in the body (`author_id`, a like's `user_id`), because the gateway, which
+alone knows who may act for whom (the admin), has already checked it.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from campus_common.errors import ForbiddenError, InvalidError
+from campus_common.errors import InvalidError
 from campus_common.web import MAX_ID
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
@@ -35,7 +40,7 @@ Actor = Annotated[
 ]
 OptionalActor = Annotated[
     int | None,
-    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="if given, must match the author"),
+    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="the liker if the body has none"),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -68,12 +73,11 @@ async def create_group_post(
     response: Response,
     store: StoreDep,
     users: UsersDep,
-    actor: OptionalActor = None,
     key: IdempotencyKey = None,
 ) -> PostRead:
     """Post in a group; the author must be a member (asked of the users service)."""
     post, replayed = await service.create_post(
-        store=store, users=users, data=body, group_id=group_id, actor=actor, idempotency_key=key
+        store=store, users=users, data=body, group_id=group_id, idempotency_key=key
     )
     if replayed:
         response.headers[REPLAYED] = "true"
@@ -94,17 +98,11 @@ async def create_post(
     response: Response,
     store: StoreDep,
     users: UsersDep,
-    actor: OptionalActor = None,
     key: IdempotencyKey = None,
 ) -> PostRead:
     """Post with an optional group_id (membership is checked when it is given)."""
     post, replayed = await service.create_post(
-        store=store,
-        users=users,
-        data=body,
-        group_id=body.group_id,
-        actor=actor,
-        idempotency_key=key,
+        store=store, users=users, data=body, group_id=body.group_id, idempotency_key=key
     )
     if replayed:
         response.headers[REPLAYED] = "true"
@@ -154,10 +152,7 @@ async def like_post(
     """Like once per user (`user_id` in the body or `X-User-Id`); repeating changes nothing."""
     # A like is idempotent by nature, so an Idempotency-Key is accepted and needs no storage.
     del key
-    given = body.user_id if body is not None else None
-    if given is not None and actor is not None and given != actor:
-        raise ForbiddenError("X-User-Id and user_id differ: you can only like as yourself")
-    user_id = given or actor
+    user_id = (body.user_id if body is not None else None) or actor
     if user_id is None:
         raise InvalidError("who likes? give user_id in the body or the X-User-Id header")
     return await service.like_post(store=store, post_id=post_id, user_id=user_id)
@@ -169,11 +164,10 @@ async def add_comment(
     body: CommentCreate,
     response: Response,
     store: StoreDep,
-    actor: OptionalActor = None,
     key: IdempotencyKey = None,
 ) -> CommentRead:
     comment, replayed = await service.add_comment(
-        store=store, post_id=post_id, data=body, actor=actor, idempotency_key=key
+        store=store, post_id=post_id, data=body, idempotency_key=key
     )
     if replayed:
         response.headers[REPLAYED] = "true"

@@ -123,11 +123,6 @@ def to_comment(doc: dict[str, Any]) -> CommentRead:
     )
 
 
-def _check_actor(actor: int | None, author_id: int) -> None:
-    if actor is not None and actor != author_id:
-        raise ForbiddenError("X-User-Id and author_id differ: you can only write as yourself")
-
-
 async def _replayed(
     db: repo.Db, collection: str, key: str | None, request_hash: str
 ) -> dict[str, Any] | None:
@@ -157,11 +152,9 @@ async def create_post(
     users: UsersClient,
     data: PostCreate | FlatPostCreate,
     group_id: int | None,
-    actor: int | None,
     idempotency_key: str | None,
 ) -> tuple[PostRead, bool]:
     """Create a post and its post.created event; (post, True) when the key was seen before."""
-    _check_actor(actor, data.author_id)
     content = data.model_dump(mode="json", exclude={"author_id", "group_id"})
     request_hash = fingerprint({"group_id": group_id, "author_id": data.author_id, **content})
     key = scoped_key(data.author_id, idempotency_key)
@@ -339,12 +332,10 @@ async def add_comment(
     store: Store,
     post_id: str,
     data: CommentCreate,
-    actor: int | None,
     idempotency_key: str | None,
 ) -> tuple[CommentRead, bool]:
     """Comment on a live post; the comment document carries its comment.created event."""
     oid = parse_id(post_id)
-    _check_actor(actor, data.author_id)
     request_hash = fingerprint({"post_id": post_id, **data.model_dump(mode="json")})
     key = scoped_key(data.author_id, idempotency_key)
     first = await _replayed(store.db, repo.COMMENTS, key, request_hash)

@@ -12,6 +12,8 @@ class Settings(CampusSettings):
     admin_email: str
     admin_password: SecretStr
 
+    # Off for a replica that only serves requests (one projection per consumer group suffices).
+    cache_projection_enabled: bool = True
     jwt_ttl_s: int = 900
     cache_ttl_s: int = 3600
     # How long a profile the gateway has just changed is read from its service, not the cache:

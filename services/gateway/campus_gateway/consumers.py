@@ -90,9 +90,11 @@ class CacheProjection(Projection[Item]):
         row = change.row
         lsn = change.position
         if topic == topics.USERS:
-            key = profile_key("user", _id(row, "id"))
+            user_id = _id(row, "id")
+            key = profile_key("user", user_id)
             if change.is_delete:
                 entry = encode_entry("D", lsn)
+                pipe.zrem(LEADERBOARD, user_id)  # a deleted account leaves the ranking
             else:
                 entry = encode_entry("V", lsn, normalize("user", row))
             await self.cache.put_if_newer(pipe, key, entry, lsn, self.ttl)
@@ -137,7 +139,7 @@ class CacheProjection(Projection[Item]):
             ]
             await self.cache.apply_once(pipe, f"join:{user_id}:{group_id}:{joined_at}", ops)
         elif change.is_delete:
-            activity = {"type": "leave", "user_id": user_id, "at": change.committed_at.isoformat()}
+            activity = {"type": "leave", "user_id": user_id, "at": _iso(change.committed_at)}
             await self.cache.apply_once(
                 pipe, f"leave:{user_id}:{group_id}:{lsn}", self._activity(group_id, activity)
             )
@@ -154,7 +156,7 @@ class CacheProjection(Projection[Item]):
 
     def _ops(self, event: Event) -> list[Op]:
         p = event.payload
-        at = event.occurred_at.isoformat()
+        at = _iso(event.occurred_at)
         match event.type:
             case "post.created":
                 post_id = str(p["post_id"])
@@ -227,6 +229,11 @@ class CacheProjection(Projection[Item]):
             ("LPUSH", key, orjson.dumps(entry).decode()),
             ("LTRIM", key, 0, self.activity_max - 1),
         ]
+
+
+def _iso(at: datetime) -> str:
+    # The same spelling as the timestamps Debezium and the services write.
+    return at.isoformat().replace("+00:00", "Z")
 
 
 def _id(data: dict[str, Any], name: str) -> int:

@@ -43,7 +43,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         per_user=settings.rate_limit_per_user,
     )
     app.state.health_checks = _health_checks(gw)
-    await runner.start()
+    if settings.cache_projection_enabled:
+        await runner.start()
     # In the background: the gateway serves (and reports the users service down) meanwhile.
     admin = asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin")
     try:

@@ -1,8 +1,7 @@
 from functools import lru_cache
 
-from pydantic import SecretStr
-
 from campus_common.config import CampusSettings, PostgresDsn
+from pydantic import SecretStr
 
 
 class Settings(CampusSettings):
@@ -17,8 +16,11 @@ class Settings(CampusSettings):
     @property
     def db(self) -> PostgresDsn:
         return PostgresDsn(
-            host=self.ts_pg_host, port=self.ts_pg_port, database="campus_ts",
-            user="campus_ts", password=self.ts_db_password,
+            host=self.ts_pg_host,
+            port=self.ts_pg_port,
+            database="campus_ts",
+            user="campus_ts",
+            password=self.ts_db_password,
         )
 
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import psycopg
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter
-from psycopg_pool import AsyncConnectionPool
-
 from campus_common import topics
 from campus_common.consumer import Delivered, Projection
 from campus_common.events import ChangeRecord, Event
+from prometheus_client import Counter
+from psycopg_pool import AsyncConnectionPool
+
 from campus_timeseries import repository as repo
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,14 @@ def from_change(topic: str, change: ChangeRecord) -> Decoded | None:
     else:
         time = change.committed_at
         key = f"cdc:{table.table}:{verb}:{change.position}:{pk}"
+    # A delete's old row holds only the key (replica identity default); Debezium fills the
+    # other columns with placeholders ('' and 1970), which are not facts worth storing.
+    props = {c: row[c] for c in table.pk} if verb == "deleted" else row
     return EventRow(
         time=time,
         user_id=_user_id(row.get(table.actor)) if table.actor else None,
         event_type=f"{table.entity}.{verb}",
-        properties=sanitize(row),
+        properties=sanitize(props),
         source=f"cdc:{table.table}",
         dedupe_key=key,
     )
@@ -190,4 +193,4 @@ class TimeseriesProjection(Projection[Decoded]):
         # else from the store (connection lost, missing grant, pool timeout) is worth a retry.
         if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
             return False
-        return super().is_transient(exc)
+        return bool(super().is_transient(exc))

@@ -5,13 +5,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
-
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.projection_api import router as projection_router
 from campus_common.web import create_app
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
 from campus_timeseries import service
 from campus_timeseries.config import get_settings
 from campus_timeseries.consumers import TimeseriesProjection
@@ -43,8 +43,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     upkeep = asyncio.create_task(
         service.maintain(
-            pool=pool, refresh_s=settings.ts_rollup_refresh_s,
-            partitions_ahead=settings.ts_partitions_ahead, stop=stop,
+            pool=pool,
+            refresh_s=settings.ts_rollup_refresh_s,
+            partitions_ahead=settings.ts_partitions_ahead,
+            stop=stop,
         ),
         name="timeseries-upkeep",
     )
@@ -65,6 +67,4 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-app = create_app(
-    service="timeseries", lifespan=lifespan, routers=[router, projection_router]
-)
+app = create_app(service="timeseries", lifespan=lifespan, routers=[router, projection_router])

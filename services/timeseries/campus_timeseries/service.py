@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from campus_common.errors import InvalidError, UnavailableError
 from psycopg_pool import AsyncConnectionPool
 
-from campus_common.errors import InvalidError, UnavailableError
 from campus_timeseries import repository as repo
 from campus_timeseries.schemas import (
     Bucket,
@@ -89,11 +89,13 @@ async def overview(*, pool: AsyncConnectionPool) -> Overview:
         types = await repo.counts_by_type(conn)
         now = await repo.now(conn)
         minute = BUCKETS["1m"]
-        hour = await repo.timeline(conn, width=minute, since=now - timedelta(hours=1), event_type=None)
+        hour = await repo.timeline(
+            conn, width=minute, since=now - timedelta(hours=1), event_type=None
+        )
         beat = await repo.heartbeat(conn, projection=PROJECTION)
     newest = max((t["newest"] for t in types if t["newest"] is not None), default=None)
     return Overview(
-        storage=storage,  # type: ignore[arg-type]
+        storage=storage,
         total_events=sum(t["events"] for t in types),
         newest_event_at=newest,
         by_type=[TypeCount(event_type=t["event_type"], events=t["events"]) for t in types],
@@ -112,7 +114,10 @@ async def timeline(
         rows = await repo.timeline(conn, width=width, since=start, event_type=event_type)
     points = [Point(**r) for r in rows]
     return Timeline(
-        bucket=bucket, type=event_type, since=start, total=sum(p.events for p in points),
+        bucket=bucket,
+        type=event_type,
+        since=start,
+        total=sum(p.events for p in points),
         points=points,
     )
 

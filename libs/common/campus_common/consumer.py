@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -129,8 +129,7 @@ class ProjectionRunner(Generic[T]):
         self.last_applied_at: float | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._dlq = new_producer(kafka)
-        self._dlq_started = False
+        self._dlq: AIOKafkaProducer | None = None
         self.dead_letter_topic = topics.dead_letter(projection.name)
 
     # lifecycle -----------------------------------------------------------------------------
@@ -149,7 +148,7 @@ class ProjectionRunner(Generic[T]):
                 self._task.cancel()
                 with contextlib.suppress(BaseException):
                     await self._task
-        if self._dlq_started:
+        if self._dlq is not None:
             await self._dlq.stop()
 
     @property
@@ -311,9 +310,10 @@ class ProjectionRunner(Generic[T]):
             delay = min(delay * 2, self.max_backoff_s)
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
-        if not self._dlq_started:
-            await start_with_retry(self._dlq, what="dead-letter producer", stop=self._stop)
-            self._dlq_started = True
+        if self._dlq is None:
+            producer = new_producer(self.kafka)
+            await start_with_retry(producer, what="dead-letter producer", stop=self._stop)
+            self._dlq = producer
         headers = [
             ("error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
             ("projection", self.projection.name.encode()),

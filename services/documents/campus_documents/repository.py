@@ -58,7 +58,10 @@ INDEXES: Mapping[str, list[IndexModel]] = {
 async def ensure_indexes(db: Db) -> None:
     """Create the indexes that are missing; re-running with the same specs changes nothing."""
     for collection, models in INDEXES.items():
-        await db[collection].create_indexes(models)
+        for model in models:
+            # One per command: FerretDB v1.24 drops the connection (a panic in createIndexes)
+            # when one command names several indexes that all exist already.
+            await db[collection].create_indexes([model])
 
 
 async def ping(db: Db) -> None:

@@ -1,0 +1,169 @@
+"""The projection runner against real Kafka, with a small projection writing to real Redis.
+
+Redis counts how many times each record was applied, so "none lost, none applied twice" is
+checked by the store itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from campus_common import topics
+from campus_common.consumer import Delivered, PoisonRecordError, Projection, ProjectionRunner
+from tests.conftest import StackSettings
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class CountingProjection(Projection[dict[str, int]]):
+    """Counts applications per record id in Redis; can simulate its store being down."""
+
+    def __init__(self, redis: aioredis.Redis, topic: str) -> None:
+        self.name = f"test-{uuid.uuid4().hex[:8]}"
+        self.topics = [topic]
+        self.redis = redis
+        self.key = f"test:applied:{self.name}"
+        self.store_down = False
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> dict[str, int] | None:
+        if record.value is None:
+            return None
+        value = orjson.loads(record.value)
+        if not isinstance(value, dict) or "n" not in value:
+            raise ValueError("not a counter record")
+        return value
+
+    async def apply(self, batch: Sequence[Delivered[dict[str, int]]]) -> None:
+        if self.store_down:
+            raise ConnectionError("store is down")
+        if any(item.value["n"] < 0 for item in batch):
+            raise PoisonRecordError("negative n can never be applied")
+        pipe = self.redis.pipeline(transaction=True)
+        for item in batch:
+            pipe.hincrby(self.key, str(item.value["n"]), 1)
+        await pipe.execute()
+
+    async def counts(self) -> dict[int, int]:
+        raw = await self.redis.hgetall(self.key)
+        return {int(k): int(v) for k, v in raw.items()}
+
+
+@pytest.fixture
+async def redis(stack: StackSettings) -> AsyncIterator[aioredis.Redis]:
+    r = aioredis.Redis(host=stack.redis_host, port=stack.redis_port,
+                       password=stack.redis_password.get_secret_value())
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+async def producer(stack: StackSettings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka.bootstrap_servers)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def send(producer: AIOKafkaProducer, topic: str, values: Sequence[object]) -> None:
+    for i, v in enumerate(values):
+        raw = v if isinstance(v, bytes) else orjson.dumps(v)
+        await producer.send(topic, raw, key=str(i % 7).encode())
+    await producer.flush()
+
+
+async def test_every_record_applied_once_and_poison_dead_lettered(
+    stack: StackSettings, redis: aioredis.Redis, producer: AIOKafkaProducer
+) -> None:
+    topic = f"test.consumer.{uuid.uuid4().hex[:8]}"
+    proj = CountingProjection(redis, topic)
+    runner = ProjectionRunner(proj, kafka=stack.kafka, max_batch=50)
+    await runner.start()
+    try:
+        # Both kinds of poison: undecodable bytes, and a record the projection refuses.
+        await send(producer, topic, [{"n": i} for i in range(100)] + [b"garbage", {"n": -1}]
+                   + [{"n": i} for i in range(100, 200)])
+        counts = await eventually(proj.counts, until=lambda c: len(c) == 200, timeout=30)
+        assert set(counts) == set(range(200)) and set(counts.values()) == {1}
+    finally:
+        await runner.stop()
+
+    dlq = AIOKafkaConsumer(topics.dead_letter(proj.name), bootstrap_servers=stack.kafka.bootstrap_servers,
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    await dlq.start()
+    try:
+        found: list[ConsumerRecord[bytes, bytes]] = []
+
+        async def fetch() -> int:
+            for recs in (await dlq.getmany(timeout_ms=500)).values():
+                found.extend(recs)
+            return len(found)
+
+        await eventually(fetch, until=lambda n: n >= 2, timeout=15)
+        errors = {dict(r.headers)["error"].decode().split(":")[0] for r in found}
+        assert errors == {"JSONDecodeError", "PoisonRecordError"}
+        assert {dict(r.headers)["original_topic"].decode() for r in found} == {topic}
+        assert sorted(r.value for r in found) == sorted([b"garbage", orjson.dumps({"n": -1})])
+    finally:
+        await dlq.stop()
+
+
+async def test_the_consumer_waits_while_the_store_is_down(
+    stack: StackSettings, redis: aioredis.Redis, producer: AIOKafkaProducer
+) -> None:
+    topic = f"test.consumer.{uuid.uuid4().hex[:8]}"
+    proj = CountingProjection(redis, topic)
+    proj.store_down = True
+    runner = ProjectionRunner(proj, kafka=stack.kafka, max_backoff_s=0.5)
+    await runner.start()
+    try:
+        await send(producer, topic, [{"n": i} for i in range(50)])
+        await eventually(lambda: _lag(runner), until=lambda lag: lag == 50, timeout=15)
+        assert await proj.counts() == {}
+        proj.store_down = False
+        counts = await eventually(proj.counts, until=lambda c: len(c) == 50, timeout=15)
+        assert set(counts.values()) == {1}
+        assert await eventually(lambda: _lag(runner), until=lambda lag: lag == 0) == 0
+    finally:
+        await runner.stop()
+
+
+async def test_pause_resume_and_restart_resume_from_committed_offsets(
+    stack: StackSettings, redis: aioredis.Redis, producer: AIOKafkaProducer
+) -> None:
+    topic = f"test.consumer.{uuid.uuid4().hex[:8]}"
+    proj = CountingProjection(redis, topic)
+    runner = ProjectionRunner(proj, kafka=stack.kafka, max_batch=20)
+    await runner.start()
+    await send(producer, topic, [{"n": i} for i in range(60)])
+    await eventually(proj.counts, until=lambda c: len(c) == 60, timeout=20)
+
+    runner.pause()
+    await send(producer, topic, [{"n": i} for i in range(60, 90)])
+    assert await eventually(lambda: _lag(runner), until=lambda lag: lag == 30, timeout=10) == 30
+    assert len(await proj.counts()) == 60
+    runner.resume()
+    await eventually(proj.counts, until=lambda c: len(c) == 90, timeout=20)
+    await runner.stop()
+
+    # A new instance in the same group starts from the committed offsets: nothing re-applied.
+    await send(producer, topic, [{"n": i} for i in range(90, 120)])
+    again = ProjectionRunner(proj, kafka=stack.kafka, max_batch=20)
+    await again.start()
+    try:
+        counts = await eventually(proj.counts, until=lambda c: len(c) == 120, timeout=30)
+        assert set(counts.values()) == {1}
+    finally:
+        await again.stop()
+
+
+async def _lag(runner: ProjectionRunner[dict[str, int]]) -> int:
+    parts = await runner.partitions()
+    return sum(p.lag for p in parts) if parts else -1

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
-
 from campus_common.config import CampusSettings
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +45,16 @@ def settings() -> StackSettings:
 def stack(settings: StackSettings) -> StackSettings:
     """The running native stack; started with stack/up.sh when something is not up."""
     ports = [
-        settings.pg_port, settings.redis_port, settings.kafka_port, settings.connect_port,
-        settings.neo4j_bolt_port, settings.mongo_port, settings.users_port,
-        settings.documents_port, settings.graph_port, settings.timeseries_port,
+        settings.pg_port,
+        settings.redis_port,
+        settings.kafka_port,
+        settings.connect_port,
+        settings.neo4j_bolt_port,
+        settings.mongo_port,
+        settings.users_port,
+        settings.documents_port,
+        settings.graph_port,
+        settings.timeseries_port,
         settings.gateway_port,
     ]
     if not all(_port_open(settings.host, p) for p in ports):

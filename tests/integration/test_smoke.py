@@ -10,29 +10,39 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from neo4j import AsyncGraphDatabase
-from pymongo import AsyncMongoClient
-
 from campus_common import topics
 from campus_common.config import PostgresDsn
 from campus_common.events import ChangeRecord
+from neo4j import AsyncGraphDatabase
+from pymongo import AsyncMongoClient
+
 from tests.conftest import StackSettings
 
 pytestmark = pytest.mark.integration
 
 
 async def test_postgres_insert_reaches_kafka_as_a_debezium_record(stack: StackSettings) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka.bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka.bootstrap_servers, enable_auto_commit=False
+    )
     await consumer.start()
     try:
-        parts = [TopicPartition(topics.GROUPS, p) for p in consumer.partitions_for_topic(topics.GROUPS) or {0}]
+        parts = [
+            TopicPartition(topics.GROUPS, p)
+            for p in consumer.partitions_for_topic(topics.GROUPS) or {0}
+        ]
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
         for tp in parts:  # resolve the end offsets now, before the insert
             await consumer.position(tp)
         name = f"smoke-{uuid.uuid4().hex[:8]}"
-        dsn = PostgresDsn(host=stack.pg_host, port=stack.pg_port, database="campus",
-                          user="campus_users", password=stack.users_db_password)
+        dsn = PostgresDsn(
+            host=stack.pg_host,
+            port=stack.pg_port,
+            database="campus",
+            user="campus_users",
+            password=stack.users_db_password,
+        )
         conn = await asyncpg.connect(dsn.dsn())
         try:
             group_id = await conn.fetchval(
@@ -60,7 +70,9 @@ async def test_postgres_insert_reaches_kafka_as_a_debezium_record(stack: StackSe
 
 async def test_neo4j_cypher_round_trip(stack: StackSettings) -> None:
     uri = f"bolt://{stack.neo4j_host}:{stack.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(uri, auth=("neo4j", stack.neo4j_password.get_secret_value())) as driver:
+    async with AsyncGraphDatabase.driver(
+        uri, auth=("neo4j", stack.neo4j_password.get_secret_value())
+    ) as driver:
         marker = uuid.uuid4().hex
         records, _, _ = await driver.execute_query(
             "CREATE (n:Smoke {marker: $m}) RETURN n.marker AS m", m=marker
@@ -71,8 +83,11 @@ async def test_neo4j_cypher_round_trip(stack: StackSettings) -> None:
 
 async def test_mongo_wire_insert_and_find(stack: StackSettings) -> None:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        host=stack.mongo_host, port=stack.mongo_port, username="campus_docs",
-        password=stack.docs_db_password.get_secret_value(), authMechanism="PLAIN",
+        host=stack.mongo_host,
+        port=stack.mongo_port,
+        username="campus_docs",
+        password=stack.docs_db_password.get_secret_value(),
+        authMechanism="PLAIN",
         serverSelectionTimeoutMS=5000,
     )
     try:
@@ -87,8 +102,11 @@ async def test_mongo_wire_insert_and_find(stack: StackSettings) -> None:
 
 
 async def test_redis_set_get(stack: StackSettings) -> None:
-    r = aioredis.Redis(host=stack.redis_host, port=stack.redis_port,
-                       password=stack.redis_password.get_secret_value())
+    r = aioredis.Redis(
+        host=stack.redis_host,
+        port=stack.redis_port,
+        password=stack.redis_password.get_secret_value(),
+    )
     try:
         key = f"smoke:{uuid.uuid4().hex}"
         await r.set(key, "ok", ex=30)
@@ -98,7 +116,9 @@ async def test_redis_set_get(stack: StackSettings) -> None:
 
 
 @pytest.mark.parametrize("service", ["users", "documents", "graph", "timeseries", "gateway"])
-async def test_every_service_is_healthy(stack: StackSettings, http: httpx.AsyncClient, service: str) -> None:
+async def test_every_service_is_healthy(
+    stack: StackSettings, http: httpx.AsyncClient, service: str
+) -> None:
     resp = await http.get(f"{stack.service_url(service)}/health")
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "ok"

@@ -95,7 +95,10 @@ def test_services_listen_on_their_native_ports(compose: dict[str, Any]) -> None:
 def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for dep, cond in (svc.get("depends_on") or {}).items():
-            assert cond["condition"] in ("service_healthy", "service_completed_successfully"), (name, dep)
+            assert cond["condition"] in ("service_healthy", "service_completed_successfully"), (
+                name,
+                dep,
+            )
             target = compose["services"][dep]
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in target, dep

@@ -6,19 +6,33 @@ import json
 import uuid
 
 import pytest
-from pydantic import ValidationError
-
 from campus_common.events import ChangeRecord, Event
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 
 CREATE = {
     "before": None,
-    "after": {"id": 7, "email": "a@university.edu", "full_name": "Ada",
-              "created_at": "2026-11-22T02:11:11.524495Z", "updated_at": "2026-11-22T02:11:11.524495Z"},
-    "source": {"version": "3.6.3.Final", "connector": "postgresql", "name": "campus", "ts_ms": 1763777471524,
-               "snapshot": "false", "db": "campus", "schema": "public", "table": "users",
-               "txId": 812, "lsn": 26843512, "xmin": None},
+    "after": {
+        "id": 7,
+        "email": "a@university.edu",
+        "full_name": "Ada",
+        "created_at": "2026-11-22T02:11:11.524495Z",
+        "updated_at": "2026-11-22T02:11:11.524495Z",
+    },
+    "source": {
+        "version": "3.6.3.Final",
+        "connector": "postgresql",
+        "name": "campus",
+        "ts_ms": 1763777471524,
+        "snapshot": "false",
+        "db": "campus",
+        "schema": "public",
+        "table": "users",
+        "txId": 812,
+        "lsn": 26843512,
+        "xmin": None,
+    },
     "op": "c",
     "ts_ms": 1763777471600,
 }
@@ -46,7 +60,9 @@ def test_garbage_is_rejected(raw: bytes) -> None:
 
 
 def test_a_change_without_a_row_or_position_says_so() -> None:
-    change = ChangeRecord.model_validate({**CREATE, "after": None, "source": {**CREATE["source"], "lsn": None}})
+    change = ChangeRecord.model_validate(
+        {**CREATE, "after": None, "source": {**CREATE["source"], "lsn": None}}
+    )
     with pytest.raises(ValueError, match="no row"):
         _ = change.row
     with pytest.raises(ValueError, match="lsn"):
@@ -54,7 +70,9 @@ def test_a_change_without_a_row_or_position_says_so() -> None:
 
 
 def test_event_round_trips_through_bytes() -> None:
-    event = Event(type="post.created", source="documents", key="p1", user_id=3, payload={"post_id": "p1"})
+    event = Event(
+        type="post.created", source="documents", key="p1", user_id=3, payload={"post_id": "p1"}
+    )
     again = Event.from_bytes(event.to_bytes())
     assert again == event
     assert isinstance(again.id, uuid.UUID) and again.schema_version == 1

@@ -83,9 +83,13 @@ class CampusSettings(BaseSettings):
     def _no_placeholder_secrets(self) -> CampusSettings:
         # A secret still reading the template placeholder means .env was never generated.
         for name, value in self:
-            if isinstance(value, SecretStr) and value.get_secret_value() in ("", PLACEHOLDER):
-                if self.environment != "development" or value.get_secret_value() == PLACEHOLDER:
-                    raise ValueError(f"CAMPUS_{name.upper()} is not set: run `make up` to generate .env")
+            if not isinstance(value, SecretStr):
+                continue
+            secret = value.get_secret_value()
+            if secret == PLACEHOLDER or (not secret and self.environment != "development"):
+                raise ValueError(
+                    f"CAMPUS_{name.upper()} is not set: run `make up` to generate .env"
+                )
         return self
 
     @property
@@ -94,6 +98,6 @@ class CampusSettings(BaseSettings):
         return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
 
     def service_url(self, name: str) -> str:
-        """Base URL of a sibling service (`users`, `documents`, `graph`, `timeseries`, `gateway`)."""
+        """Base URL of a sibling service: users, documents, graph, timeseries or gateway."""
         host, port = getattr(self, f"{name}_host"), getattr(self, f"{name}_port")
         return f"http://{host}:{port}"

@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RECORDS = Counter(
-    "campus_projection_records_total", "Records handled", ["projection", "outcome"]
-)
+RECORDS = Counter("campus_projection_records_total", "Records handled", ["projection", "outcome"])
 BATCH_SECONDS = Histogram(
     "campus_projection_batch_seconds", "Time to apply one partition batch", ["projection"]
 )
@@ -68,11 +66,11 @@ class Projection(ABC, Generic[T]):
 
     @abstractmethod
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> T | None:
-        """Turn a raw record into a typed value; None skips it (e.g. a tombstone); raise = poison."""
+        """Decode a raw record; None skips it (e.g. a tombstone); raising makes it poison."""
 
     @abstractmethod
     async def apply(self, batch: Sequence[Delivered[T]]) -> None:
-        """Apply a batch idempotently; raise PoisonRecordError for bad data, anything else retries."""
+        """Apply a batch idempotently; PoisonRecordError for bad data, anything else retries."""
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether a failure means 'the store is unavailable, wait and retry'."""
@@ -184,7 +182,9 @@ class ProjectionRunner(Generic[T]):
         for tp in assigned:
             committed = await consumer.committed(tp) or 0
             end = ends.get(tp, 0)
-            out.append(PartitionStatus(tp.topic, tp.partition, committed, end, max(end - committed, 0)))
+            out.append(
+                PartitionStatus(tp.topic, tp.partition, committed, end, max(end - committed, 0))
+            )
         LAG.labels(self.projection.name).set(sum(p.lag for p in out))
         return out
 
@@ -246,9 +246,7 @@ class ProjectionRunner(Generic[T]):
         delay = 0.5
         while not self._stop.is_set():
             try:
-                await ensure_topics(
-                    self.kafka, [*self.projection.topics, self.dead_letter_topic]
-                )
+                await ensure_topics(self.kafka, [*self.projection.topics, self.dead_letter_topic])
                 return
             except Exception as exc:
                 log.warning("projection %s waiting for kafka: %s", self.projection.name, exc)
@@ -301,7 +299,10 @@ class ProjectionRunner(Generic[T]):
                 RETRIES.labels(self.projection.name).inc()
                 log.warning(
                     "projection %s: store unavailable (%s: %s), retrying in %.1fs",
-                    self.projection.name, type(exc).__name__, exc, delay,
+                    self.projection.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
             if self._stop.is_set():
                 raise _Stopping()
@@ -327,7 +328,11 @@ class ProjectionRunner(Generic[T]):
         RECORDS.labels(self.projection.name, "dead_lettered").inc()
         log.error(
             "projection %s: %s[%d]@%d dead-lettered: %s",
-            self.projection.name, rec.topic, rec.partition, rec.offset, exc,
+            self.projection.name,
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            exc,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -35,10 +36,8 @@ async def ensure_topics(
             NewTopic(t, num_partitions=partitions, replication_factor=1, topic_configs=KEEP_FOREVER)
             for t in missing
         ]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another service won the race
     finally:
         await admin.close()
 

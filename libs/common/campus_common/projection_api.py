@@ -34,7 +34,13 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
         "state": "paused" if runner.paused else ("running" if runner.running else "stopped"),
         "topics": list(runner.projection.topics),
         "partitions": [
-            {"topic": p.topic, "partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag}
+            {
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "end": p.end,
+                "lag": p.lag,
+            }
             for p in parts
         ],
         "total_lag": sum(p.lag for p in parts),

@@ -43,7 +43,9 @@ def create_app(
     app.state.health_checks = {}
 
     @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             return JSONResponse(
@@ -80,7 +82,9 @@ def create_app(
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A store or sibling service is down or too slow: say so, and keep the trace in our log.
         log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "a backing service is unavailable, try again shortly"}, status_code=503)
+        return JSONResponse(
+            {"detail": "a backing service is unavailable, try again shortly"}, status_code=503
+        )
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

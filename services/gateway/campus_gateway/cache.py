@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
 
 import orjson
@@ -130,6 +131,14 @@ def processed_key(event_id: str) -> str:
     return f"processed:{event_id}"
 
 
+def _entry_time(entry: Any) -> datetime:
+    try:
+        at = datetime.fromisoformat(entry["at"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def new_redis(settings: Settings) -> Redis:
     """A pooled client that fails fast: a down Redis must not slow every request down."""
     return Redis(
@@ -232,8 +241,12 @@ class Cache:
         return [(int(member), score) for member, score in rows]
 
     async def activity(self, group_id: int, limit: int) -> list[Any]:
-        rows = await self.guarded(lambda: self.redis.lrange(activity_key(group_id), 0, limit - 1))
-        return [orjson.loads(r) for r in rows]
+        """Newest first. Entries arrive by several topics (CDC is slower than the documents
+        relay), so the list holds them in arrival order and they are sorted here by time."""
+        rows = await self.guarded(lambda: self.redis.lrange(activity_key(group_id), 0, -1))
+        entries = [orjson.loads(r) for r in rows]
+        entries.sort(key=_entry_time, reverse=True)
+        return entries[:limit]
 
     async def hot_posts(self, limit: int) -> list[tuple[str, float]]:
         rows = await self._top(HOT_POSTS, limit)

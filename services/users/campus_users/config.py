@@ -1,8 +1,7 @@
 from functools import lru_cache
 
-from pydantic import SecretStr
-
 from campus_common.config import CampusSettings, PostgresDsn
+from pydantic import SecretStr
 
 
 class Settings(CampusSettings):
@@ -12,11 +11,14 @@ class Settings(CampusSettings):
     @property
     def db(self) -> PostgresDsn:
         return PostgresDsn(
-            host=self.pg_host, port=self.pg_port, database="campus",
-            user="campus_users", password=self.users_db_password,
+            host=self.pg_host,
+            port=self.pg_port,
+            database="campus",
+            user="campus_users",
+            password=self.users_db_password,
         )
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]
+    return Settings()

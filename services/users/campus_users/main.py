@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI
-
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
+from fastapi import FastAPI
+
 from campus_users.config import get_settings
 from campus_users.routes import router
 

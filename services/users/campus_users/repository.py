@@ -9,10 +9,15 @@ import asyncpg
 USER_COLS = "id, email::text AS email, full_name, created_at, updated_at"
 
 
-async def insert_user(conn: asyncpg.Connection, *, email: str, full_name: str, password_hash: str) -> asyncpg.Record:
+async def insert_user(
+    conn: asyncpg.Connection, *, email: str, full_name: str, password_hash: str
+) -> asyncpg.Record:
     return await conn.fetchrow(
-        f"INSERT INTO users (email, full_name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLS}",
-        email, full_name, password_hash,
+        "INSERT INTO users (email, full_name, password_hash) VALUES ($1, $2, $3) "
+        f"RETURNING {USER_COLS}",
+        email,
+        full_name,
+        password_hash,
     )
 
 
@@ -21,7 +26,9 @@ async def get_user(conn: asyncpg.Connection, *, user_id: int) -> asyncpg.Record 
 
 
 async def get_users(conn: asyncpg.Connection, *, ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {USER_COLS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id", ids)
+    return await conn.fetch(
+        f"SELECT {USER_COLS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id", ids
+    )
 
 
 async def get_login(conn: asyncpg.Connection, *, email: str) -> asyncpg.Record | None:
@@ -34,12 +41,15 @@ async def list_users(conn: asyncpg.Connection, *, after: int, limit: int) -> lis
     )
 
 
-async def update_user(conn: asyncpg.Connection, *, user_id: int, changes: dict[str, Any]) -> asyncpg.Record | None:
+async def update_user(
+    conn: asyncpg.Connection, *, user_id: int, changes: dict[str, Any]
+) -> asyncpg.Record | None:
     # Column names come from a fixed allow-list below, values are always bind parameters.
     allowed = {"email", "full_name", "password_hash"}
     cols = [c for c in changes if c in allowed]
     sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
-    sql = f"UPDATE users SET {sets}{', ' if sets else ''}updated_at = now() WHERE id = $1 RETURNING {USER_COLS}"
+    sets = f"{sets}, " if sets else ""
+    sql = f"UPDATE users SET {sets}updated_at = now() WHERE id = $1 RETURNING {USER_COLS}"
     return await conn.fetchrow(sql, user_id, *(changes[c] for c in cols))
 
 
@@ -58,7 +68,8 @@ async def insert_group(conn: asyncpg.Connection, *, name: str, course_code: str)
     return await conn.fetchrow(
         "INSERT INTO groups (name, course_code) VALUES ($1, $2) "
         "RETURNING id, name, course_code, created_at, 0 AS member_count",
-        name, course_code,
+        name,
+        course_code,
     )
 
 
@@ -74,27 +85,35 @@ async def list_groups(conn: asyncpg.Connection, *, after: int, limit: int) -> li
     return await conn.fetch(GROUP_SELECT + "WHERE g.id > $1 ORDER BY g.id LIMIT $2", after, limit)
 
 
-async def insert_membership(conn: asyncpg.Connection, *, user_id: int, group_id: int, role: str) -> asyncpg.Record:
+async def insert_membership(
+    conn: asyncpg.Connection, *, user_id: int, group_id: int, role: str
+) -> asyncpg.Record:
     return await conn.fetchrow(
         "INSERT INTO group_memberships (user_id, group_id, role) VALUES ($1, $2, $3) "
         "RETURNING user_id, group_id, role, joined_at",
-        user_id, group_id, role,
+        user_id,
+        group_id,
+        role,
     )
 
 
 async def delete_membership(conn: asyncpg.Connection, *, user_id: int, group_id: int) -> bool:
     row = await conn.fetchval(
         "DELETE FROM group_memberships WHERE user_id = $1 AND group_id = $2 RETURNING user_id",
-        user_id, group_id,
+        user_id,
+        group_id,
     )
     return row is not None
 
 
-async def get_membership(conn: asyncpg.Connection, *, user_id: int, group_id: int) -> asyncpg.Record | None:
+async def get_membership(
+    conn: asyncpg.Connection, *, user_id: int, group_id: int
+) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT user_id, group_id, role, joined_at FROM group_memberships "
         "WHERE user_id = $1 AND group_id = $2",
-        user_id, group_id,
+        user_id,
+        group_id,
     )
 
 

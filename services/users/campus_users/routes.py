@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, Path, Query, Request, status
-
 from campus_common.errors import NotFoundError
 from campus_common.web import MAX_ID
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
 from campus_users import service
 from campus_users.schemas import (
     Credentials,
@@ -28,7 +28,7 @@ Ids = Annotated[list[int], Query(max_length=500)]
 
 
 def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.pool  # type: ignore[no-any-return]
+    return request.app.state.pool
 
 
 Pool = Annotated[asyncpg.Pool, Depends(pool)]
@@ -67,7 +67,9 @@ async def delete_user(user_id: Id, pool: Pool) -> None:
 @router.post("/auth/verify", tags=["auth"])
 async def verify(body: Credentials, pool: Pool) -> UserRead:
     """Check a password here, so the hash never leaves this service."""
-    user = await service.verify_credentials(pool=pool, email=str(body.email), password=body.password)
+    user = await service.verify_credentials(
+        pool=pool, email=str(body.email), password=body.password
+    )
     if user is None:
         raise NotFoundError("unknown email or wrong password")
     return user
@@ -98,7 +100,9 @@ async def get_group(group_id: Id, pool: Pool) -> GroupRead:
     return await service.get_group(pool=pool, group_id=group_id)
 
 
-@router.post("/groups/{group_id}/members", status_code=status.HTTP_201_CREATED, tags=["memberships"])
+@router.post(
+    "/groups/{group_id}/members", status_code=status.HTTP_201_CREATED, tags=["memberships"]
+)
 async def join_group(group_id: Id, body: MembershipCreate, pool: Pool) -> MembershipRead:
     return await service.join_group(pool=pool, group_id=group_id, data=body)
 
@@ -114,7 +118,9 @@ async def get_membership(group_id: Id, user_id: Id, pool: Pool) -> MembershipRea
 
 
 @router.delete(
-    "/groups/{group_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["memberships"]
+    "/groups/{group_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["memberships"],
 )
 async def leave_group(group_id: Id, user_id: Id, pool: Pool) -> None:
     await service.leave_group(pool=pool, group_id=group_id, user_id=user_id)

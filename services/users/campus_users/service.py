@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from campus_common.errors import ConflictError, InvalidError, NotFoundError
 from starlette.concurrency import run_in_threadpool
 
-from campus_common.errors import ConflictError, InvalidError, NotFoundError
 from campus_users import repository as repo
 from campus_users.schemas import (
     GroupCreate,
@@ -140,7 +140,9 @@ async def list_groups(*, pool: asyncpg.Pool, after: int, limit: int) -> Page[Gro
     return Page[GroupRead](items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
-async def join_group(*, pool: asyncpg.Pool, group_id: int, data: MembershipCreate) -> MembershipRead:
+async def join_group(
+    *, pool: asyncpg.Pool, group_id: int, data: MembershipCreate
+) -> MembershipRead:
     """Add a member; 409 if already one, 404 for an unknown user or group."""
     try:
         async with pool.acquire() as conn:

@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-
 from campus_common import topics
 from campus_common.consumer import Delivered, PoisonRecordError, Projection, ProjectionRunner
+
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 
@@ -58,8 +58,11 @@ class CountingProjection(Projection[dict[str, int]]):
 
 @pytest.fixture
 async def redis(stack: StackSettings) -> AsyncIterator[aioredis.Redis]:
-    r = aioredis.Redis(host=stack.redis_host, port=stack.redis_port,
-                       password=stack.redis_password.get_secret_value())
+    r = aioredis.Redis(
+        host=stack.redis_host,
+        port=stack.redis_port,
+        password=stack.redis_password.get_secret_value(),
+    )
     yield r
     await r.aclose()
 
@@ -88,15 +91,24 @@ async def test_every_record_applied_once_and_poison_dead_lettered(
     await runner.start()
     try:
         # Both kinds of poison: undecodable bytes, and a record the projection refuses.
-        await send(producer, topic, [{"n": i} for i in range(100)] + [b"garbage", {"n": -1}]
-                   + [{"n": i} for i in range(100, 200)])
+        await send(
+            producer,
+            topic,
+            [{"n": i} for i in range(100)]
+            + [b"garbage", {"n": -1}]
+            + [{"n": i} for i in range(100, 200)],
+        )
         counts = await eventually(proj.counts, until=lambda c: len(c) == 200, timeout=30)
         assert set(counts) == set(range(200)) and set(counts.values()) == {1}
     finally:
         await runner.stop()
 
-    dlq = AIOKafkaConsumer(topics.dead_letter(proj.name), bootstrap_servers=stack.kafka.bootstrap_servers,
-                           auto_offset_reset="earliest", enable_auto_commit=False)
+    dlq = AIOKafkaConsumer(
+        topics.dead_letter(proj.name),
+        bootstrap_servers=stack.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await dlq.start()
     try:
         found: list[ConsumerRecord[bytes, bytes]] = []

@@ -15,14 +15,23 @@ def url(stack: StackSettings, path: str) -> str:
     return f"{stack.service_url('users')}{path}"
 
 
-async def new_user(http: httpx.AsyncClient, stack: StackSettings, **extra: str) -> dict[str, object]:
-    body = {"email": unique_email(), "full_name": "Ada Student", "password": "correct horse", **extra}
+async def new_user(
+    http: httpx.AsyncClient, stack: StackSettings, **extra: str
+) -> dict[str, object]:
+    body = {
+        "email": unique_email(),
+        "full_name": "Ada Student",
+        "password": "correct horse",
+        **extra,
+    }
     resp = await http.post(url(stack, "/users"), json=body)
     assert resp.status_code == 201, resp.text
     return resp.json()  # type: ignore[no-any-return]
 
 
-async def test_user_lifecycle_never_returns_the_password(stack: StackSettings, http: httpx.AsyncClient) -> None:
+async def test_user_lifecycle_never_returns_the_password(
+    stack: StackSettings, http: httpx.AsyncClient
+) -> None:
     user = await new_user(http, stack)
     assert set(user) == {"id", "email", "full_name", "created_at", "updated_at"}
     got = (await http.get(url(stack, f"/users/{user['id']}"))).json()
@@ -36,7 +45,9 @@ async def test_user_lifecycle_never_returns_the_password(stack: StackSettings, h
     assert (await http.delete(url(stack, f"/users/{user['id']}"))).status_code == 404
 
 
-async def test_duplicate_email_is_409_case_insensitively(stack: StackSettings, http: httpx.AsyncClient) -> None:
+async def test_duplicate_email_is_409_case_insensitively(
+    stack: StackSettings, http: httpx.AsyncClient
+) -> None:
     user = await new_user(http, stack)
     again = await http.post(
         url(stack, "/users"),
@@ -56,7 +67,9 @@ async def test_duplicate_email_is_409_case_insensitively(stack: StackSettings, h
         {"full_name": "X", "password": "12345678"},
     ],
 )
-async def test_invalid_users_are_422(stack: StackSettings, http: httpx.AsyncClient, body: dict[str, object]) -> None:
+async def test_invalid_users_are_422(
+    stack: StackSettings, http: httpx.AsyncClient, body: dict[str, object]
+) -> None:
     resp = await http.post(url(stack, "/users"), json=body)
     assert resp.status_code == 422
     assert resp.json()["detail"] == "invalid request"
@@ -68,28 +81,46 @@ async def test_unknown_or_out_of_range_ids(stack: StackSettings, http: httpx.Asy
     assert (await http.get(url(stack, "/users/abc"))).status_code == 422
 
 
-async def test_verify_credentials_checks_the_hash_inside(stack: StackSettings, http: httpx.AsyncClient) -> None:
+async def test_verify_credentials_checks_the_hash_inside(
+    stack: StackSettings, http: httpx.AsyncClient
+) -> None:
     user = await new_user(http, stack, password="s3cret-pass")
-    ok = await http.post(url(stack, "/auth/verify"), json={"email": user["email"], "password": "s3cret-pass"})
+    ok = await http.post(
+        url(stack, "/auth/verify"), json={"email": user["email"], "password": "s3cret-pass"}
+    )
     assert ok.status_code == 200 and ok.json()["id"] == user["id"]
-    bad = await http.post(url(stack, "/auth/verify"), json={"email": user["email"], "password": "wrong-pass"})
+    bad = await http.post(
+        url(stack, "/auth/verify"), json={"email": user["email"], "password": "wrong-pass"}
+    )
     assert bad.status_code == 404
 
 
 async def test_groups_and_memberships(stack: StackSettings, http: httpx.AsyncClient) -> None:
     alice, bob = await new_user(http, stack), await new_user(http, stack)
-    group = (await http.post(url(stack, "/groups"), json={"name": "Databases", "course_code": "CS-450"})).json()
+    group = (
+        await http.post(url(stack, "/groups"), json={"name": "Databases", "course_code": "CS-450"})
+    ).json()
     gid = group["id"]
-    joined = await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": alice["id"], "role": "admin"})
+    joined = await http.post(
+        url(stack, f"/groups/{gid}/members"), json={"user_id": alice["id"], "role": "admin"}
+    )
     assert joined.status_code == 201 and joined.json()["role"] == "admin"
     again = await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": alice["id"]})
     assert again.status_code == 409
-    assert (await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": bob["id"]})).status_code == 201
-    bad_role = await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": bob["id"], "role": "king"})
+    assert (
+        await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": bob["id"]})
+    ).status_code == 201
+    bad_role = await http.post(
+        url(stack, f"/groups/{gid}/members"), json={"user_id": bob["id"], "role": "king"}
+    )
     assert bad_role.status_code == 422
-    missing_user = await http.post(url(stack, f"/groups/{gid}/members"), json={"user_id": 999999999999})
+    missing_user = await http.post(
+        url(stack, f"/groups/{gid}/members"), json={"user_id": 999999999999}
+    )
     assert missing_user.status_code == 404 and "user" in missing_user.json()["detail"]
-    missing_group = await http.post(url(stack, "/groups/999999999999/members"), json={"user_id": bob["id"]})
+    missing_group = await http.post(
+        url(stack, "/groups/999999999999/members"), json={"user_id": bob["id"]}
+    )
     assert missing_group.status_code == 404 and "group" in missing_group.json()["detail"]
 
     members = (await http.get(url(stack, f"/groups/{gid}/members"))).json()
@@ -108,5 +139,7 @@ async def test_keyset_pagination(stack: StackSettings, http: httpx.AsyncClient) 
         await new_user(http, stack)
     first = (await http.get(url(stack, "/users"), params={"limit": 2})).json()
     assert len(first["items"]) == 2 and first["next_after"] == first["items"][-1]["id"]
-    second = (await http.get(url(stack, "/users"), params={"limit": 2, "after": first["next_after"]})).json()
+    second = (
+        await http.get(url(stack, "/users"), params={"limit": 2, "after": first["next_after"]})
+    ).json()
     assert second["items"][0]["id"] > first["items"][-1]["id"]

@@ -42,7 +42,7 @@ CREATE TABLE events (
     event_type text        NOT NULL,
     properties jsonb       NOT NULL DEFAULT '{}',
     source     text        NOT NULL,
-    dedupe_key text        NOT NULL,
+    dedupe_key text COLLATE "C" NOT NULL,  -- compared byte-wise: cheaper key checks
     -- A unique key on a hypertable must contain the time column.
     CONSTRAINT events_pkey PRIMARY KEY (dedupe_key, time)
 );
@@ -98,7 +98,7 @@ CREATE TABLE events (
     event_type text        NOT NULL,
     properties jsonb       NOT NULL DEFAULT '{}',
     source     text        NOT NULL,
-    dedupe_key text        NOT NULL,
+    dedupe_key text COLLATE "C" NOT NULL,  -- compared byte-wise: cheaper key checks
     -- A unique key on a partitioned table must contain the partition key.
     CONSTRAINT events_pkey PRIMARY KEY (dedupe_key, time)
 ) PARTITION BY RANGE (time);

@@ -96,7 +96,7 @@ class OutboxRelay:
     # the loop ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        await self._connect()
+        await self.connect()
         delay = 0.5
         while not self._stop.is_set():
             try:
@@ -116,7 +116,8 @@ class OutboxRelay:
             if published < self.batch_size:
                 await self._sleep(self.idle_s, wakeable=True)
 
-    async def _connect(self) -> None:
+    async def connect(self) -> None:
+        """Wait until Kafka answers (backing off), ensure the topic, start the producer."""
         delay = 0.5
         while not self._stop.is_set():
             try:

@@ -13,7 +13,7 @@ from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
 from neo4j.exceptions import (
     ConnectionAcquisitionTimeoutError,
     ServiceUnavailable,
@@ -54,6 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
         connection_timeout=settings.neo4j_connect_timeout_s,
         max_transaction_retry_time=settings.neo4j_retry_time_s,
+        # The outbox poll names properties that exist only while events are queued.
+        notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
     )
     users = httpx.AsyncClient(
         base_url=settings.service_url("users"), timeout=settings.users_timeout_s

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from gateway_helpers import Account, register
 
 from tests.helpers import eventually
-
-from conftest import Account, register
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +22,7 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     assert profile.json()["full_name"] == "Alice Johnson"
     assert "password" not in profile.text
 
-    # Alice–Bob and Bob–Carol are friends, so Carol is someone Alice may know.
+    # Alice-Bob and Bob-Carol are friends, so Carol is someone Alice may know.
     resp = await http.post(f"{gw}/users/{alice.id}/friends/{bob.id}", headers=alice.auth)
     assert resp.status_code == 201, resp.text
     resp = await http.post(f"{gw}/users/{bob.id}/friends/{carol.id}", headers=bob.auth)
@@ -96,13 +95,17 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     assert await eventually(activity, until=lambda t: t == ["post", "join", "join"])
 
 
-async def test_polyglot_demo_walkthrough(http: httpx.AsyncClient, gw: str, account: Account) -> None:
+async def test_polyglot_demo_walkthrough(
+    http: httpx.AsyncClient, gw: str, account: Account
+) -> None:
     """Brief 001: users CRUD, flat posts, comments and likes, follows, analytics, cache status."""
     fan = await register(http, gw, name="Follower")
     users = await http.get(f"{gw}/users", params={"limit": 500})
     assert users.status_code == 200 and "items" in users.json()
 
-    renamed = await http.put(f"{gw}/users/{account.id}", json={"name": "Ada Lovelace"}, headers=account.auth)
+    renamed = await http.put(
+        f"{gw}/users/{account.id}", json={"name": "Ada Lovelace"}, headers=account.auth
+    )
     assert renamed.status_code == 200 and renamed.json()["full_name"] == "Ada Lovelace"
 
     post = await http.post(
@@ -120,10 +123,14 @@ async def test_polyglot_demo_walkthrough(http: httpx.AsyncClient, gw: str, accou
     assert item["author"] == {"id": account.id, "full_name": "Ada Lovelace"}
     assert item["group"] is None
 
-    edited = await http.put(f"{gw}/posts/{post_id}", json={"title": "Better title"}, headers=account.auth)
+    edited = await http.put(
+        f"{gw}/posts/{post_id}", json={"title": "Better title"}, headers=account.auth
+    )
     assert edited.status_code == 200 and edited.json()["title"] == "Better title"
 
-    comment = await http.post(f"{gw}/posts/{post_id}/comments", json={"body": "Nice!"}, headers=fan.auth)
+    comment = await http.post(
+        f"{gw}/posts/{post_id}/comments", json={"body": "Nice!"}, headers=fan.auth
+    )
     assert comment.status_code == 201 and comment.json()["author_id"] == fan.id
     comments = (await http.get(f"{gw}/posts/{post_id}/comments")).json()
     assert [c["body"] for c in comments["items"]] == ["Nice!"]

@@ -1,0 +1,1 @@
+"""CampusConnect benchmarks: every figure measured beside its anchor in the same run."""

@@ -1,0 +1,54 @@
+"""`make bench`: run every benchmark against the native stack and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import traceback
+from datetime import UTC, datetime
+
+from bench.core import ROOT, Report, rss_by_component
+
+# Each module has `async def run(report, *, quick)`; order: cheap and independent first.
+SUITE = [
+    "bench.consumer",    # M3
+    "bench.friends",     # M6
+]
+
+
+async def main(quick: bool, only: list[str]) -> None:
+    report = Report(quick=quick)
+    report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
+    for name in SUITE:
+        if only and not any(o in name for o in only):
+            continue
+        print(f"== {name}", flush=True)
+        try:
+            module = importlib.import_module(name)
+            await module.run(report, quick=quick)
+        except Exception as exc:
+            report.errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+    report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
+    out = ROOT / "bench" / "results" / datetime.now(UTC).strftime("%Y-%m-%d")
+    path = report.write(out)
+    print(path.read_text())
+    print(f"written to {path.parent}")
+
+
+def _rss_table(rss: dict[str, float]) -> str:
+    rows = ["| process | RSS MiB |", "|---|---|"]
+    rows += [f"| {k} | {v:g} |" for k, v in sorted(rss.items())]
+    rows.append(f"| **total** | {sum(rss.values()):.0f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short version (< 5 minutes)")
+    parser.add_argument("only", nargs="*", help="run only benchmarks whose module name contains this")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main(args.quick, args.only))

@@ -1,0 +1,90 @@
+"""M3: our consumer base (no-op handler) against a bare aiokafka getmany loop, same topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from bench.core import Figure, Report
+from bench.env import settings
+from campus_common.consumer import Delivered, Projection, ProjectionRunner
+from campus_common.kafka import ensure_topics
+
+
+class NoOp(Projection[int]):
+    def __init__(self, topic: str) -> None:
+        self.name = f"bench-noop-{uuid.uuid4().hex[:6]}"
+        self.topics = [topic]
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> int | None:
+        return len(record.value or b"")
+
+    async def apply(self, batch: Sequence[Delivered[int]]) -> None:
+        return None
+
+
+async def _fill(topic: str, n: int) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings().kafka.bootstrap_servers, linger_ms=20, max_batch_size=256_000
+    )
+    await producer.start()
+    try:
+        payload = b'{"op":"c","after":{"id":%d,"email":"bench@university.edu"},"pad":"' + b"x" * 120
+        futures = [
+            await producer.send(topic, payload.replace(b"%d", str(i).encode()) + b'"}',
+                                key=str(i).encode())
+            for i in range(n)
+        ]
+        await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _bare(topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings().kafka.bootstrap_servers,
+        group_id=f"bench-bare-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for tp, recs in batch.items():
+                seen += len(recs)
+                await consumer.commit({tp: recs[-1].offset + 1})
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _runner(topic: str, n: int) -> float:
+    runner = ProjectionRunner(NoOp(topic), kafka=settings().kafka, max_batch=1000)
+    started = time.perf_counter()
+    await runner.start()
+    try:
+        while runner.applied_total < n:
+            await asyncio.sleep(0.01)
+        return n / (time.perf_counter() - started)
+    finally:
+        await runner.stop()
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    n = 100_000 if quick else 500_000
+    topic = f"bench.consumer.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(settings().kafka, [topic])
+    await _fill(topic, n)
+    bare = await _bare(topic, n)
+    ours = await _runner(topic, n)
+    report.add(Figure(
+        "M3", f"consumer base, no-op handler ({n:,} records)", round(ours), "records/s",
+        "bare aiokafka getmany + commit", round(bare), "≥ 70 % of bare", ours >= 0.7 * bare,
+    ))

@@ -1,0 +1,201 @@
+"""What every benchmark shares: percentiles, timers, figures, and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not samples:
+        raise ValueError("no samples")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(rank), math.ceil(rank)
+    if lo == hi:
+        return ordered[lo]
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+def summarize_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    """p50/p90/p99/max in milliseconds from samples in seconds."""
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(max(ms), 3),
+    }
+
+
+@dataclass
+class Figure:
+    """One headline number next to its anchor from the same run."""
+
+    metric: str
+    name: str
+    value: float
+    unit: str
+    anchor_name: str | None = None
+    anchor_value: float | None = None
+    target: str | None = None
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.anchor_value in (None, 0):
+            return None
+        return round(self.value / self.anchor_value, 3)  # type: ignore[operator]
+
+
+@dataclass
+class Report:
+    """Figures, raw series for plots, and where they were measured."""
+
+    quick: bool
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    machine: dict[str, Any] = field(default_factory=lambda: machine_facts())
+    figures: list[Figure] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    sections: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "quick": self.quick,
+            "started_at": self.started_at,
+            "machine": self.machine,
+            "figures": [asdict(f) | {"ratio": f.ratio} for f in self.figures],
+            "sections": self.sections,
+            "errors": self.errors,
+        }
+
+    def markdown(self) -> str:
+        m = self.machine
+        lines = [
+            f"# CampusConnect benchmarks — {self.started_at}",
+            "",
+            f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
+            f"{'quick run' if self.quick else 'full run'}. Ratios are value / anchor from the same run.",
+            "",
+            "| metric | figure | value | anchor | anchor value | ratio | target | met |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for f in self.figures:
+            anchor = f.anchor_name or "—"
+            av = "—" if f.anchor_value is None else f"{f.anchor_value:g} {f.unit}"
+            met = "—" if f.met is None else ("yes" if f.met else "**no**")
+            lines.append(
+                f"| {f.metric} | {f.name} | {f.value:g} {f.unit} | {anchor} | {av} | "
+                f"{f.ratio if f.ratio is not None else '—'} | {f.target or '—'} | {met} |"
+            )
+        for title, body in self.sections.items():
+            lines += ["", f"## {title}", "", body.strip()]
+        if self.errors:
+            lines += ["", "## Benchmarks that did not complete", ""]
+            lines += [f"- {k}: {v}" for k, v in self.errors.items()]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: Path) -> Path:
+        """report.md, figures.json and PNG plots into out_dir."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.md").write_text(self.markdown())
+        (out_dir / "figures.json").write_text(json.dumps(self.to_json(), indent=2))
+        self._plots(out_dir)
+        return out_dir / "report.md"
+
+    def _plots(self, out_dir: Path) -> None:
+        if not self.series:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        for name, values in self.series.items():
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            if name.startswith("latency:"):
+                ax.hist([v * 1000 for v in values], bins=50)
+                ax.set_xlabel("ms")
+                ax.set_ylabel("count")
+            else:
+                ax.plot(values)
+                ax.set_xlabel("sample")
+            ax.set_title(name)
+            fig.tight_layout()
+            fig.savefig(out_dir / f"{name.replace(':', '_').replace('/', '_')}.png", dpi=90)
+            plt.close(fig)
+
+
+def machine_facts() -> dict[str, Any]:
+    mem_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+    }
+
+
+def rss_by_component() -> dict[str, float]:
+    """Resident memory (MiB) of each supervised component, children included."""
+    conf = ROOT / ".stack" / "run" / "supervisord.conf"
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "status"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    result: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
+            pid = int(parts[3].rstrip(","))
+            result[parts[0]] = round(_tree_rss_kib(pid) / 1024, 1)
+    return result
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(_tree_rss_kib(int(c)) for c in children)
+
+
+class Timer:
+    """`with Timer() as t: ...` then t.seconds."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,55 @@
+"""The benchmark suite's own arithmetic and report writing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.core import Figure, Report, percentile, summarize_ms
+
+pytestmark = pytest.mark.unit
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    samples = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(samples, 0) == 1.0
+    assert percentile(samples, 100) == 4.0
+    assert percentile(samples, 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+
+
+def test_percentile_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summary_is_in_milliseconds() -> None:
+    s = summarize_ms([0.001, 0.002, 0.003])
+    assert s["n"] == 3 and s["p50_ms"] == 2.0 and s["max_ms"] == 3.0
+
+
+def test_figure_ratio_against_its_anchor() -> None:
+    assert Figure("M4", "cached", 1500, "req/s", "bare", 3000).ratio == 0.5
+    assert Figure("M4", "cached", 1500, "req/s").ratio is None
+    assert Figure("M4", "cached", 1500, "req/s", "bare", 0).ratio is None
+
+
+def test_report_writes_markdown_json_and_plots(tmp_path: Path) -> None:
+    report = Report(quick=True)
+    report.add(Figure("M1", "commit to Kafka p99", 12.5, "ms", "none", None, "≤ 250 ms", True))
+    report.add(Figure("M4", "cached GET", 1500, "req/s", "bare uvicorn", 3000, "≥ 50 %", True))
+    report.series["latency:m1"] = [0.01, 0.02, 0.03]
+    report.sections["Claims"] = "Redis is faster: holds."
+    report.errors["M6"] = "neo4j down"
+    path = report.write(tmp_path)
+    text = path.read_text()
+    assert "| M4 | cached GET | 1500 req/s | bare uvicorn | 3000 req/s | 0.5 |" in text
+    assert "## Claims" in text and "M6: neo4j down" in text
+    data = json.loads((tmp_path / "figures.json").read_text())
+    assert data["figures"][1]["ratio"] == 0.5 and data["machine"]["cores"]
+    assert (tmp_path / "latency_m1.png").stat().st_size > 1000

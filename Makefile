@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
 
-.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench
+.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench demo-consistency demo-failure lag
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,3 +48,12 @@ bench: up ## run the benchmark suite (QUICK=1 for a short run)
 
 env: ## generate .env from .env.example (secrets included) without starting anything
 	@bash -c '. stack/lib.sh' && echo ".env ready"
+
+demo-consistency: ## pause each projection, write, watch the stores disagree then converge
+	@uv run --frozen campus demo consistency
+
+demo-failure: ## exercise 2: stop one store (STORE=redis|neo4j|documents|kafka) and watch
+	@uv run --frozen campus demo failure $(if $(STORE),$(STORE),redis)
+
+lag: ## live consumer-lag table
+	@uv run --frozen campus lag

@@ -37,7 +37,9 @@ async def overview(pool: Pool) -> Overview:
 async def timeline(
     pool: Pool,
     bucket: Bucket = "1m",
-    event_type: Annotated[str | None, Query(alias="type", min_length=1, max_length=200)] = None,
+    event_type: Annotated[
+        str | None, Query(alias="type", max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    ] = None,
     since: datetime | None = None,
 ) -> Timeline:
     """Events per bucket (1m, 5m, 15m, 1h, 1d) since a time, optionally of one type."""

@@ -319,6 +319,7 @@ async def test_analytics_endpoints_agree_with_each_other(
         "/analytics/timeline?bucket=1m&since=2000-01-01T00:00:00Z",
         "/analytics/timeline?since=yesterday",
         "/analytics/timeline?type=",
+        "/analytics/timeline?type=post%00created",
         "/analytics/top-users?window=abc",
         "/analytics/top-users?window=400d",
         "/analytics/top-users?limit=0",

@@ -1,0 +1,224 @@
+"""The `campus` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from campus_cli import seed as seeding
+from campus_cli import stores
+from campus_cli.client import ApiError, Gateway
+from campus_common.config import ROOT
+
+app = typer.Typer(help="CampusConnect from the command line.", no_args_is_help=True)
+demo = typer.Typer(help="Classroom demos, narrated.", no_args_is_help=True)
+app.add_typer(demo, name="demo")
+console = Console()
+PROJECTIONS = ("graph", "cache", "timeseries")
+
+
+def _lag_table(consumers: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"projections at {time.strftime('%H:%M:%S')}")
+    for col in ("projection", "group", "state", "lag", "time lag s", "staleness s", "partitions"):
+        table.add_column(col)
+    for c in consumers:
+        parts = ", ".join(f"{p['topic'].rsplit('.', 1)[-1]}[{p['partition']}]={p['lag']}"
+                          for p in c.get("partitions", []) if p["lag"])
+        table.add_row(
+            c["name"], c.get("group_id", "?"),
+            f"[yellow]{c['state']}[/]" if c["state"] != "running" else c["state"],
+            str(c.get("total_lag", "?")), _num(c.get("time_lag_s")), _num(c.get("staleness_s")),
+            parts or "—",
+        )
+    return table
+
+
+def _num(v: Any) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+@app.command()
+def lag(watch: Annotated[bool, typer.Option(help="refresh every second")] = True) -> None:
+    """Consumer lag and staleness of every projection (a live table)."""
+    gw = Gateway()
+    try:
+        if not watch:
+            console.print(_lag_table(gw.admin("GET", "/admin/consumers")))
+            return
+        with Live(console=console, refresh_per_second=2) as live:
+            while True:
+                live.update(_lag_table(gw.admin("GET", "/admin/consumers")))
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gw.close()
+
+
+@app.command()
+def pause(projection: str) -> None:
+    """Pause a projection: its store falls behind while writes go on."""
+    _control(projection, "pause")
+
+
+@app.command()
+def resume(projection: str) -> None:
+    """Resume a projection: it catches up from its committed offsets."""
+    _control(projection, "resume")
+
+
+def _control(projection: str, action: str) -> None:
+    gw = Gateway()
+    try:
+        state = gw.admin("POST", f"/admin/consumers/{projection}/{action}")
+        console.print(f"{projection}: {state['state']} (lag {state.get('total_lag', '?')})")
+    except ApiError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        gw.close()
+
+
+@app.command()
+def seed(users: Annotated[int, typer.Option(help="synthetic users beyond the named ones")] = 0) -> None:
+    """Load sample users, groups, memberships, friendships and posts.json through the API."""
+    counts = seeding.run(extra_users=users)
+    console.print("seeded (new rows): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _wait(probe: Callable[[], bool], timeout: float = 30) -> float:
+    start = time.perf_counter()
+    while not probe():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"not converged within {timeout}s")
+        time.sleep(0.02)
+    return (time.perf_counter() - start) * 1000
+
+
+def _lag_of(gw: Gateway, name: str) -> int:
+    for c in gw.admin("GET", "/admin/consumers"):
+        if c["name"] == name:
+            return int(c.get("total_lag", 0))
+    return -1
+
+
+@demo.command("consistency")
+def demo_consistency() -> None:
+    """Pause each projection, write, watch PostgreSQL and the store disagree, resume, converge."""
+    gw = Gateway()
+    admin = gw.admin_token()
+    try:
+        for name in PROJECTIONS:
+            console.rule(f"[bold]{name}")
+            gw.admin("POST", f"/admin/consumers/{name}/pause")
+            console.print(f"1. paused the [bold]{name}[/] projection")
+            email = f"demo-{uuid.uuid4().hex[:8]}@university.edu"
+            user = gw.call("POST", "/users", json={"email": email, "full_name": "Demo Student",
+                                                   "password": uuid.uuid4().hex}).json()
+            uid = user["id"]
+            if name == "cache":
+                gw.call("GET", f"/users/{uid}")  # cache-aside fills user:{id}
+                gw.call("PUT", f"/users/{uid}", token=admin, json={"full_name": "Renamed Student"})
+                console.print(f"2. renamed user {uid} to 'Renamed Student' (PostgreSQL commits it)")
+            else:
+                console.print(f"2. created user {uid} through the API (PostgreSQL commits it)")
+            pg = stores.run(stores.pg_user(uid))
+            console.print(f"   PostgreSQL: {pg}")
+            probe = _probe(name, uid)
+            console.print(f"   {name} store: {probe[1]()}   → not there yet")
+            time.sleep(1.5)
+            console.print(f"   lag of {name}: {_lag_of(gw, name)}")
+            gw.admin("POST", f"/admin/consumers/{name}/resume")
+            ms = _wait(probe[0])
+            console.print(f"3. resumed; the {name} store converged [green]{ms:.0f} ms[/] after resume: "
+                          f"{probe[1]()}")
+    finally:
+        for name in PROJECTIONS:
+            try:
+                gw.admin("POST", f"/admin/consumers/{name}/resume")
+            except ApiError:
+                pass
+        gw.close()
+
+
+def _probe(name: str, uid: int) -> tuple[Callable[[], bool], Callable[[], Any]]:
+    if name == "graph":
+        def show() -> Any:
+            return stores.run(stores.neo4j_user(uid))
+        return (lambda: show() is not None), show
+    if name == "cache":
+        def cached() -> Any:
+            raw = stores.run(stores.redis_get(f"user:{uid}"))
+            return json.loads(raw).get("full_name") if raw else None
+        return (lambda: cached() != "Demo Student"), cached
+    def count() -> Any:
+        return stores.run(stores.ts_events(uid, "user.created"))
+    return (lambda: count() == 1), count
+
+
+FAILURES = {"redis": "redis", "neo4j": "neo4j", "documents": "ferretdb", "kafka": "kafka"}
+PROBES = [
+    ("GET /users/1 (PostgreSQL via cache)", "/users/1"),
+    ("GET /recommendations/leaderboard (Redis)", "/recommendations/leaderboard"),
+    ("GET /recommendations/users/1/friends (Neo4j)", "/recommendations/users/1/friends"),
+    ("GET /groups/1/posts/feed (documents)", "/groups/1/posts/feed"),
+    ("GET /analytics (time-series)", "/analytics"),
+]
+
+
+def _sctl(*args: str) -> None:
+    conf = ROOT / ".stack" / "run" / "supervisord.conf"
+    subprocess.run([str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
+                   check=True, capture_output=True)
+
+
+def _probe_all(gw: Gateway) -> Table:
+    table = Table()
+    table.add_column("request")
+    table.add_column("status")
+    table.add_column("says")
+    for label, path in PROBES:
+        try:
+            r = gw.http.get(path)
+            detail = r.json().get("detail", "") if r.status_code >= 400 else "ok"
+            colour = "green" if r.status_code < 400 else ("red" if r.status_code >= 500 else "yellow")
+            table.add_row(label, f"[{colour}]{r.status_code}[/]", str(detail)[:80])
+        except Exception as exc:
+            table.add_row(label, "[red]error[/]", str(exc)[:80])
+    return table
+
+
+@demo.command("failure")
+def demo_failure(store: Annotated[str, typer.Argument(help="redis | neo4j | documents | kafka")]) -> None:
+    """The brief's exercise 2: stop one store, see what still works, start it, see recovery."""
+    if store not in FAILURES:
+        raise typer.BadParameter(f"choose one of {', '.join(FAILURES)}")
+    process = FAILURES[store]
+    gw = Gateway(timeout=5)
+    try:
+        console.rule("everything up")
+        console.print(_probe_all(gw))
+        _sctl("stop", process)
+        console.rule(f"{process} stopped")
+        console.print(_probe_all(gw))
+        if store == "kafka":
+            email = f"demo-{uuid.uuid4().hex[:8]}@university.edu"
+            r = gw.http.post("/users", json={"email": email, "full_name": "Offline Writer",
+                                             "password": uuid.uuid4().hex})
+            console.print(f"a write while Kafka is down: {r.status_code} — accepted; its change waits in "
+                          "PostgreSQL's WAL (the replication slot) until Kafka is back")
+    finally:
+        _sctl("start", process)
+    console.rule(f"{process} started again")
+    time.sleep(3)
+    console.print(_probe_all(gw))
+    gw.close()

@@ -20,6 +20,7 @@ from campus_common.events import Event
 from campus_common.web import MAX_ID
 from campus_graph.consumers import GraphChange, GraphProjection
 from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j.exceptions import ServiceUnavailable
 
 from tests.conftest import StackSettings
 from tests.helpers import eventually, unique_email
@@ -329,6 +330,21 @@ async def test_an_older_change_never_overwrites_a_newer_one(neo4j: AsyncDriver) 
         assert [r.data() for r in records] == [{"lsn": 4500, "group_lsn": None, "tomb": False}]
     finally:
         await forget(neo4j, [u1, u2, g])
+
+
+async def test_neo4j_down_is_a_transient_failure_not_poison() -> None:
+    # A real driver against a port nothing listens on: the error the runner would see.
+    driver = AsyncGraphDatabase.driver(
+        "bolt://127.0.0.1:1", auth=("neo4j", "unused"), max_transaction_retry_time=0.5
+    )
+    projection = GraphProjection(driver)
+    [user_id] = fake_ids(1)
+    try:
+        with pytest.raises(ServiceUnavailable) as failure:
+            await projection.apply([cdc(topics.USERS, "c", 1, after=user_row(user_id, "X"))])
+        assert projection.is_transient(failure.value)
+    finally:
+        await driver.close()
 
 
 async def test_unparseable_record_is_dead_lettered_and_the_partition_moves_on(

@@ -232,12 +232,15 @@ $$;
 \endif
 
 -- The service role (created by stack/postgres/init.sh before migrations) gets its table grants
--- from init.sh; the rollups and the SECURITY DEFINER functions are granted here.
+-- from init.sh; temporary tables, the rollups and the SECURITY DEFINER functions are granted
+-- here.
 REVOKE EXECUTE ON FUNCTION refresh_rollups(), ensure_partitions(interval) FROM PUBLIC;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'campus_ts') THEN
         GRANT USAGE ON SCHEMA public TO campus_ts;
+        -- Batches are COPYed into a temporary table, then merged with ON CONFLICT DO NOTHING.
+        EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO campus_ts', current_database());
         GRANT SELECT ON ALL TABLES IN SCHEMA public TO campus_ts;
         GRANT EXECUTE ON FUNCTION refresh_rollups(), ensure_partitions(interval),
             event_buckets(interval, timestamptz, text) TO campus_ts;

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from campus_common import topics
 from campus_common.config import PostgresDsn
 from campus_common.events import ChangeRecord
@@ -27,10 +28,13 @@ async def test_postgres_insert_reaches_kafka_as_a_debezium_record(stack: StackSe
     )
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(topics.GROUPS, p)
-            for p in consumer.partitions_for_topic(topics.GROUPS) or {0}
-        ]
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topics.GROUPS])
+        finally:
+            await admin.close()
+        parts = [TopicPartition(topics.GROUPS, p["partition"]) for p in described["partitions"]]
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
         for tp in parts:  # resolve the end offsets now, before the insert

@@ -17,8 +17,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge, Histogram
@@ -39,6 +41,11 @@ RETRIES = Counter(
     "campus_projection_retries_total", "Batches retried because the store was down", ["projection"]
 )
 LAG = Gauge("campus_projection_lag", "Records not yet applied", ["projection"])
+STALENESS_DELAY = Gauge(
+    "campus_projection_heartbeat_delay_seconds",
+    "Commit-to-applied delay of the newest CDC heartbeat",
+    ["projection"],
+)
 PAUSED = Gauge("campus_projection_paused", "1 while the projection is paused", ["projection"])
 
 
@@ -125,6 +132,11 @@ class ProjectionRunner(Generic[T]):
         self.paused = False
         self.applied_total = 0
         self.last_applied_at: float | None = None
+        # Freshness: the newest CDC heartbeat applied, and when (see staleness()).
+        self.last_beat_at: float | None = None
+        self.last_beat_applied_at: float | None = None
+        self.heartbeat_interval_s = 1.0
+        self._probe: AIOKafkaConsumer | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dlq: AIOKafkaProducer | None = None
@@ -148,6 +160,8 @@ class ProjectionRunner(Generic[T]):
                     await self._task
         if self._dlq is not None:
             await self._dlq.stop()
+        if self._probe is not None:
+            await self._probe.stop()
 
     @property
     def running(self) -> bool:
@@ -286,6 +300,56 @@ class ProjectionRunner(Generic[T]):
         RECORDS.labels(name, "applied").inc(len(decoded))
         self.applied_total += len(decoded)
         self.last_applied_at = time.time()
+        if records[0].topic == topics.HEARTBEATS:
+            self._note_heartbeats(records)
+
+    def _note_heartbeats(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for rec in records:
+            with contextlib.suppress(Exception):
+                beat = orjson.loads(rec.value or b"null")["after"]["beat_at"]
+                beat_at = datetime.fromisoformat(beat).timestamp()
+                if self.last_beat_at is None or beat_at > self.last_beat_at:
+                    self.last_beat_at, self.last_beat_applied_at = beat_at, time.time()
+                    STALENESS_DELAY.labels(self.projection.name).set(
+                        self.last_beat_applied_at - beat_at
+                    )
+
+    def staleness(self) -> float | None:
+        """Seconds the store may be behind PostgreSQL, from the heartbeat row flowing through CDC.
+
+        The newest applied heartbeat took `delay` to arrive; once no newer one arrives within the
+        heartbeat interval, the store is at least `now - beat_at - interval` behind.
+        """
+        if self.last_beat_at is None or self.last_beat_applied_at is None:
+            return None
+        delay = self.last_beat_applied_at - self.last_beat_at
+        overdue = time.time() - self.last_beat_at - self.heartbeat_interval_s
+        return round(max(delay, overdue, 0.0), 3)
+
+    async def time_lag(self, parts: Sequence[PartitionStatus]) -> float:
+        """Age in seconds of the oldest record not yet applied (0 when caught up)."""
+        lagging = [p for p in parts if p.lag > 0]
+        if not lagging:
+            return 0.0
+        if self._probe is None:
+            self._probe = AIOKafkaConsumer(
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                enable_auto_commit=False,
+                group_id=None,
+                client_id=f"campus-{self.projection.name}-probe",
+            )
+            await self._probe.start()
+        tps = [TopicPartition(p.topic, p.partition) for p in lagging]
+        self._probe.assign(tps)
+        for p, tp in zip(lagging, tps, strict=True):
+            self._probe.seek(tp, p.committed)
+        oldest: float | None = None
+        batch = await self._probe.getmany(*tps, timeout_ms=1000, max_records=len(tps) * 5)
+        for recs in batch.values():
+            if recs:
+                ts = recs[0].timestamp / 1000
+                oldest = ts if oldest is None else min(oldest, ts)
+        return round(max(time.time() - oldest, 0.0), 3) if oldest is not None else 0.0
 
     async def _apply_with_retry(self, batch: Sequence[Delivered[T]]) -> None:
         delay = 0.2

@@ -44,6 +44,9 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
             for p in parts
         ],
         "total_lag": sum(p.lag for p in parts),
+        "time_lag_s": await runner.time_lag(parts),
+        "staleness_s": runner.staleness(),
+        "last_heartbeat_at": runner.last_beat_at,
         "applied_total": runner.applied_total,
         "last_applied_at": runner.last_applied_at,
         "now": time.time(),

@@ -23,14 +23,14 @@ from neo4j.exceptions import (
 
 from campus_graph import repository as repo
 from campus_graph.config import get_settings
-from campus_graph.consumers import GraphProjection
+from campus_graph.consumers import GraphChange, GraphProjection
 from campus_graph.outbox import OutboxRelay
 from campus_graph.routes import router
 
 log = logging.getLogger(__name__)
 
 
-async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[object]) -> None:
+async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[GraphChange]) -> None:
     # Constraints first: MERGE is only race-free with them. Neo4j may still be starting.
     delay = 0.5
     while True:
@@ -66,10 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poll_s=settings.outbox_poll_s,
         batch=settings.outbox_batch,
     )
-    runner: ProjectionRunner[object] = ProjectionRunner(
-        GraphProjection(driver),  # type: ignore[arg-type]
-        kafka=settings.kafka,
-    )
+    runner = ProjectionRunner(GraphProjection(driver), kafka=settings.kafka)
     app.state.driver = driver
     app.state.users = users
     app.state.relay = relay

@@ -370,16 +370,21 @@ async def graph(
     return {"nodes": record["nodes"], "edges": record["edges"]}
 
 
-# Both signals for every candidate, so each strategy only changes the ranking.
+# Both signals for every candidate, so each strategy only changes the ranking. My friends are
+# collected once so "not already a friend" is a list test, not a pattern match per candidate
+# (2-3x faster at 10k users x 50 friends; see bench/friends.py).
 _FRIEND_CANDIDATES: LiteralString = """
 MATCH (me:User {id: $id})
-CALL (me) {
-  MATCH (me)-[:FRIEND]->(f:User)-[:FRIEND]->(c:User)
-  WHERE c <> me AND NOT (me)-[:FRIEND]->(c)
+OPTIONAL MATCH (me)-[:FRIEND]->(friend:User)
+WITH me, collect(friend) AS friends
+CALL (me, friends) {
+  UNWIND friends AS f
+  MATCH (f)-[:FRIEND]->(c:User)
+  WHERE c <> me AND NOT c IN friends
   RETURN c, count(DISTINCT f) AS mutual, 0 AS common
   UNION ALL
   MATCH (me)-[:MEMBER_OF]->(g:Group)<-[:MEMBER_OF]-(c:User)
-  WHERE c <> me AND NOT (me)-[:FRIEND]->(c)
+  WHERE c <> me AND NOT c IN friends
   RETURN c, 0 AS mutual, count(DISTINCT g) AS common
 }
 WITH c, sum(mutual) AS mutual, sum(common) AS common

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from aiokafka.structs import ConsumerRecord
 from campus_common import topics
@@ -95,6 +96,15 @@ def sanitize(value: Any) -> Any:
     return value
 
 
+def clean(properties: dict[str, Any]) -> dict[str, Any]:
+    """sanitize(), skipped when the serialized form shows nothing to remove (the common case)."""
+    raw = orjson.dumps(properties)
+    if b"\\u0000" in raw or b"password" in raw.lower():
+        cleaned: dict[str, Any] = sanitize(properties)
+        return cleaned
+    return properties
+
+
 def parse_time(value: Any) -> datetime:
     """A Debezium temporal value: ISO-8601 text (timestamptz) or epoch microseconds."""
     if isinstance(value, str):
@@ -141,7 +151,7 @@ def from_change(topic: str, change: ChangeRecord) -> Decoded | None:
         time=time,
         user_id=_user_id(row.get(table.actor)) if table.actor else None,
         event_type=f"{table.entity}.{verb}",
-        properties=sanitize(props),
+        properties=clean(props),
         source=f"cdc:{table.table}",
         dedupe_key=key,
     )
@@ -156,7 +166,7 @@ def from_event(event: Event) -> EventRow:
         time=occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC),
         user_id=_user_id(event.user_id),
         event_type=sanitize(event.type),
-        properties=sanitize(event.payload),
+        properties=clean(event.payload),
         source=sanitize(event.source),
         dedupe_key=str(event.id),
     )

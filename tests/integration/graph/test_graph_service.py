@@ -190,6 +190,7 @@ async def test_user_create_update_delete_reach_neo4j(
 ) -> None:
     user_id = await create_user(http, users_url, "Grace Hopper")
     node = await eventually(lambda: user_node(neo4j, user_id), timeout=CDC_WAIT)
+    assert node is not None
     assert node["full_name"] == "Grace Hopper" and node["email"].startswith("graph-")
     assert node["lsn"] > 0
 
@@ -201,6 +202,7 @@ async def test_user_create_update_delete_reach_neo4j(
         timeout=CDC_WAIT,
     )
 
+    assert node is not None
     assert (await http.delete(f"{users_url}/users/{user_id}")).status_code == 204
     await eventually(lambda: user_node(neo4j, user_id), until=lambda n: n is None, timeout=CDC_WAIT)
     records, _, _ = await neo4j.execute_query(

@@ -17,6 +17,7 @@ from campus_timeseries.consumers import (
     EventRow,
     Heartbeat,
     TimeseriesProjection,
+    clean,
     from_change,
     from_event,
     parse_time,
@@ -143,6 +144,13 @@ def test_password_fields_are_never_stored_at_any_depth() -> None:
     assert cleaned == {"id": 1, "nested": {"keep": "ab"}, "list": [{}]}
     row = from_change(topics.USERS, change("c", after={**USER, "password_hash": "secret"}))
     assert isinstance(row, EventRow) and "password_hash" not in row.properties
+
+
+def test_clean_skips_clean_payloads_and_sanitizes_the_rest() -> None:
+    payload = {"title": "hello", "tags": ["a"], "n": 1}
+    assert clean(payload) is payload
+    assert clean({"title": "reset your password"}) == {"title": "reset your password"}
+    assert clean({"a": {"Password_hash": 1}, "b": "x\x00y"}) == {"a": {}, "b": "xy"}
 
 
 def test_a_domain_event_is_keyed_by_its_id() -> None:

@@ -165,9 +165,9 @@ def from_event(event: Event) -> EventRow:
     return EventRow(
         time=occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC),
         user_id=_user_id(event.user_id),
-        event_type=sanitize(event.type),
+        event_type=event.type.replace("\x00", ""),
         properties=clean(event.payload),
-        source=sanitize(event.source),
+        source=event.source.replace("\x00", ""),
         dedupe_key=str(event.id),
     )
 

@@ -28,8 +28,10 @@ class ApiError(Exception):
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        super().__init__(f"{response.request.method} {response.request.url.path}: "
-                         f"{response.status_code} {detail}")
+        super().__init__(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {detail}"
+        )
         self.status_code = response.status_code
 
 
@@ -37,7 +39,9 @@ class Gateway:
     """Synchronous: the CLI does one thing at a time and prints as it goes."""
 
     def __init__(self, base_url: str | None = None, timeout: float = 15) -> None:
-        self.http = httpx.Client(base_url=base_url or settings().service_url("gateway"), timeout=timeout)
+        self.http = httpx.Client(
+            base_url=base_url or settings().service_url("gateway"), timeout=timeout
+        )
         self._tokens: dict[str, str] = {}
 
     def close(self) -> None:
@@ -55,8 +59,15 @@ class Gateway:
         s = settings()
         return self.token(s.admin_email, s.admin_password.get_secret_value())
 
-    def call(self, method: str, path: str, *, token: str | None = None,
-             ok: tuple[int, ...] = (200, 201, 204), **kwargs: Any) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+        **kwargs: Any,
+    ) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"

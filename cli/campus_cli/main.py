@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -31,12 +32,18 @@ def _lag_table(consumers: list[dict[str, Any]]) -> Table:
     for col in ("projection", "group", "state", "lag", "time lag s", "staleness s", "partitions"):
         table.add_column(col)
     for c in consumers:
-        parts = ", ".join(f"{p['topic'].rsplit('.', 1)[-1]}[{p['partition']}]={p['lag']}"
-                          for p in c.get("partitions", []) if p["lag"])
+        parts = ", ".join(
+            f"{p['topic'].rsplit('.', 1)[-1]}[{p['partition']}]={p['lag']}"
+            for p in c.get("partitions", [])
+            if p["lag"]
+        )
         table.add_row(
-            c["name"], c.get("group_id", "?"),
+            c["name"],
+            c.get("group_id", "?"),
             f"[yellow]{c['state']}[/]" if c["state"] != "running" else c["state"],
-            str(c.get("total_lag", "?")), _num(c.get("time_lag_s")), _num(c.get("staleness_s")),
+            str(c.get("total_lag", "?")),
+            _num(c.get("time_lag_s")),
+            _num(c.get("staleness_s")),
             parts or "—",
         )
     return table
@@ -89,7 +96,9 @@ def _control(projection: str, action: str) -> None:
 
 
 @app.command()
-def seed(users: Annotated[int, typer.Option(help="synthetic users beyond the named ones")] = 0) -> None:
+def seed(
+    users: Annotated[int, typer.Option(help="synthetic users beyond the named ones")] = 0,
+) -> None:
     """Load sample users, groups, memberships, friendships and posts.json through the API."""
     counts = seeding.run(extra_users=users)
     console.print("seeded (new rows): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -122,8 +131,11 @@ def demo_consistency() -> None:
             gw.admin("POST", f"/admin/consumers/{name}/pause")
             console.print(f"1. paused the [bold]{name}[/] projection")
             email = f"demo-{uuid.uuid4().hex[:8]}@university.edu"
-            user = gw.call("POST", "/users", json={"email": email, "full_name": "Demo Student",
-                                                   "password": uuid.uuid4().hex}).json()
+            user = gw.call(
+                "POST",
+                "/users",
+                json={"email": email, "full_name": "Demo Student", "password": uuid.uuid4().hex},
+            ).json()
             uid = user["id"]
             if name == "cache":
                 gw.call("GET", f"/users/{uid}")  # cache-aside fills user:{id}
@@ -139,29 +151,35 @@ def demo_consistency() -> None:
             console.print(f"   lag of {name}: {_lag_of(gw, name)}")
             gw.admin("POST", f"/admin/consumers/{name}/resume")
             ms = _wait(probe[0])
-            console.print(f"3. resumed; the {name} store converged [green]{ms:.0f} ms[/] after resume: "
-                          f"{probe[1]()}")
+            console.print(
+                f"3. resumed; the {name} store converged [green]{ms:.0f} ms[/] after resume: "
+                f"{probe[1]()}"
+            )
     finally:
         for name in PROJECTIONS:
-            try:
+            with contextlib.suppress(ApiError):
                 gw.admin("POST", f"/admin/consumers/{name}/resume")
-            except ApiError:
-                pass
         gw.close()
 
 
 def _probe(name: str, uid: int) -> tuple[Callable[[], bool], Callable[[], Any]]:
     if name == "graph":
+
         def show() -> Any:
             return stores.run(stores.neo4j_user(uid))
+
         return (lambda: show() is not None), show
     if name == "cache":
+
         def cached() -> Any:
             raw = stores.run(stores.redis_get(f"user:{uid}"))
             return json.loads(raw).get("full_name") if raw else None
+
         return (lambda: cached() != "Demo Student"), cached
+
     def count() -> Any:
         return stores.run(stores.ts_events(uid, "user.created"))
+
     return (lambda: count() == 1), count
 
 
@@ -177,8 +195,11 @@ PROBES = [
 
 def _sctl(*args: str) -> None:
     conf = ROOT / ".stack" / "run" / "supervisord.conf"
-    subprocess.run([str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
-                   check=True, capture_output=True)
+    subprocess.run(  # noqa: S603 (our own supervisorctl, fixed arguments)
+        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _probe_all(gw: Gateway) -> Table:
@@ -190,7 +211,9 @@ def _probe_all(gw: Gateway) -> Table:
         try:
             r = gw.http.get(path)
             detail = r.json().get("detail", "") if r.status_code >= 400 else "ok"
-            colour = "green" if r.status_code < 400 else ("red" if r.status_code >= 500 else "yellow")
+            colour = (
+                "green" if r.status_code < 400 else ("red" if r.status_code >= 500 else "yellow")
+            )
             table.add_row(label, f"[{colour}]{r.status_code}[/]", str(detail)[:80])
         except Exception as exc:
             table.add_row(label, "[red]error[/]", str(exc)[:80])
@@ -198,7 +221,9 @@ def _probe_all(gw: Gateway) -> Table:
 
 
 @demo.command("failure")
-def demo_failure(store: Annotated[str, typer.Argument(help="redis | neo4j | documents | kafka")]) -> None:
+def demo_failure(
+    store: Annotated[str, typer.Argument(help="redis | neo4j | documents | kafka")],
+) -> None:
     """The brief's exercise 2: stop one store, see what still works, start it, see recovery."""
     if store not in FAILURES:
         raise typer.BadParameter(f"choose one of {', '.join(FAILURES)}")
@@ -212,13 +237,52 @@ def demo_failure(store: Annotated[str, typer.Argument(help="redis | neo4j | docu
         console.print(_probe_all(gw))
         if store == "kafka":
             email = f"demo-{uuid.uuid4().hex[:8]}@university.edu"
-            r = gw.http.post("/users", json={"email": email, "full_name": "Offline Writer",
-                                             "password": uuid.uuid4().hex})
-            console.print(f"a write while Kafka is down: {r.status_code} — accepted; its change waits in "
-                          "PostgreSQL's WAL (the replication slot) until Kafka is back")
+            r = gw.http.post(
+                "/users",
+                json={"email": email, "full_name": "Offline Writer", "password": uuid.uuid4().hex},
+            )
+            console.print(
+                f"a write while Kafka is down: {r.status_code} — accepted; its change waits in "
+                "PostgreSQL's WAL (the replication slot) until Kafka is back"
+            )
     finally:
         _sctl("start", process)
     console.rule(f"{process} started again")
     time.sleep(3)
     console.print(_probe_all(gw))
     gw.close()
+
+
+dlq_app = typer.Typer(
+    help="Dead letters: records a projection could not apply.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(projection: str) -> None:
+    """Every dead letter of a projection, with its error."""
+    from campus_cli import dlq
+
+    letters = dlq.run_list(projection)
+    table = Table(title=f"campus.dlq.{projection}: {len(letters)} dead letters")
+    for col in ("p@offset", "from", "error", "value", "replayed"):
+        table.add_column(col)
+    for d in letters:
+        table.add_row(
+            f"{d.partition}@{d.offset}",
+            f"{d.original_topic}[{d.original_partition}]@{d.original_offset}",
+            d.error[:60],
+            (d.value or b"").decode(errors="replace")[:40],
+            "yes" if d.replayed else "no",
+        )
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(projection: str) -> None:
+    """Send not-yet-replayed dead letters back to their original topics (after a fix)."""
+    from campus_cli import dlq
+
+    done = dlq.run_replay(projection)
+    console.print(f"replayed {len(done)} dead letter(s) of {projection}")

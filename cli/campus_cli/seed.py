@@ -16,17 +16,40 @@ from campus_cli.client import ApiError, Gateway, settings
 from campus_common.config import ROOT
 
 SEED_USERS = [
-    "Alice Johnson", "Bob Martinez", "Chen Wei", "Dana Okafor", "Elif Yilmaz",
-    "Farid Haddad", "Grace Kim", "Hugo Lefebvre", "Isha Patel", "Jonas Berg",
+    "Alice Johnson",
+    "Bob Martinez",
+    "Chen Wei",
+    "Dana Okafor",
+    "Elif Yilmaz",
+    "Farid Haddad",
+    "Grace Kim",
+    "Hugo Lefebvre",
+    "Isha Patel",
+    "Jonas Berg",
 ]
 # 1-based pairs of SEED_USERS: a small social graph with friend-of-friend structure.
-SEED_FRIENDS = [(1, 2), (1, 3), (2, 3), (2, 4), (3, 5), (4, 6), (5, 6), (6, 7), (7, 8),
-                (8, 9), (9, 10), (1, 10), (4, 8)]
+SEED_FRIENDS = [
+    (1, 2),
+    (1, 3),
+    (2, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 6),
+    (6, 7),
+    (7, 8),
+    (8, 9),
+    (9, 10),
+    (1, 10),
+    (4, 8),
+]
 SEED_FOLLOWS = [(2, 1), (5, 1), (7, 3), (10, 4)]
 
 
 def email_for(index: int) -> str:
-    first = SEED_USERS[index - 1].split()[0].lower() if index <= len(SEED_USERS) else f"student{index}"
+    first = (
+        SEED_USERS[index - 1].split()[0].lower() if index <= len(SEED_USERS) else f"student{index}"
+    )
     return f"{first}.seed{index}@university.edu"
 
 
@@ -45,7 +68,9 @@ def _user(gw: Gateway, index: int, name: str) -> tuple[int, str]:
     email = email_for(index)
     password = password_for(email)
     try:
-        r = gw.call("POST", "/users", json={"email": email, "full_name": name, "password": password})
+        r = gw.call(
+            "POST", "/users", json={"email": email, "full_name": name, "password": password}
+        )
         user_id = int(r.json()["id"])
     except ApiError as exc:
         if exc.status_code != 409:
@@ -85,19 +110,27 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
             groups: dict[int, int] = {}
             task = progress.add_task("groups", total=len(data["groups"]))
             for g in data["groups"]:
-                owner_id, owner_token = users[g["members"][0]]
+                _owner_id, owner_token = users[g["members"][0]]
                 key = (g["name"], g["course_code"])
                 if key not in existing:
-                    r = gw.call("POST", "/groups", token=owner_token,
-                                json={"name": g["name"], "course_code": g["course_code"]})
+                    r = gw.call(
+                        "POST",
+                        "/groups",
+                        token=owner_token,
+                        json={"name": g["name"], "course_code": g["course_code"]},
+                    )
                     existing[key] = r.json()["id"]
                     counts["groups"] += 1
                 groups[g["index"]] = existing[key]
                 for pos, member in enumerate(g["members"]):
                     uid, token = users[member]
-                    r = gw.call("POST", f"/groups/{groups[g['index']]}/join", token=token,
-                                ok=(200, 201, 409),
-                                json={"user_id": uid, "role": "admin" if pos == 0 else "member"})
+                    r = gw.call(
+                        "POST",
+                        f"/groups/{groups[g['index']]}/join",
+                        token=token,
+                        ok=(200, 201, 409),
+                        json={"user_id": uid, "role": "admin" if pos == 0 else "member"},
+                    )
                     counts["memberships"] += r.status_code == 201
                 progress.advance(task)
 
@@ -115,8 +148,13 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                 progress.advance(task)
             for a, b in SEED_FOLLOWS:
                 ua, ta = users[a]
-                gw.call("POST", "/follow", token=ta, ok=(200, 201),
-                        json={"follower_id": ua, "followee_id": users[b][0]})
+                gw.call(
+                    "POST",
+                    "/follow",
+                    token=ta,
+                    ok=(200, 201),
+                    json={"follower_id": ua, "followee_id": users[b][0]},
+                )
                 progress.advance(task)
 
             task = progress.add_task("posts", total=len(data["posts"]))
@@ -126,8 +164,13 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                 body["author_id"] = author_id
                 headers = {"Idempotency-Key": p["key"]}
                 if p.get("group"):
-                    r = gw.call("POST", f"/groups/{groups[p['group']]}/posts", token=token,
-                                json=body, headers=headers)
+                    r = gw.call(
+                        "POST",
+                        f"/groups/{groups[p['group']]}/posts",
+                        token=token,
+                        json=body,
+                        headers=headers,
+                    )
                 else:
                     r = gw.call("POST", "/posts", token=token, json=body, headers=headers)
                 post = r.json()
@@ -136,9 +179,13 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                     counts["posts"] += 1
                 for c in p.get("comments", []):
                     cid, ctoken = users[c["author"]]
-                    gw.call("POST", f"/posts/{post_id}/comments", token=ctoken,
-                            json={"author_id": cid, "body": c["body"]},
-                            headers={"Idempotency-Key": _comment_key(p["key"], c)})
+                    gw.call(
+                        "POST",
+                        f"/posts/{post_id}/comments",
+                        token=ctoken,
+                        json={"author_id": cid, "body": c["body"]},
+                        headers={"Idempotency-Key": _comment_key(p["key"], c)},
+                    )
                 for liker in p.get("likes", []):
                     lid, ltoken = users[liker]
                     gw.call("POST", f"/posts/{post_id}/like", token=ltoken, json={"user_id": lid})

@@ -30,11 +30,18 @@ def run(coro: Any) -> Any:
 
 async def pg_user(user_id: int) -> dict[str, Any] | None:
     s = _s()
-    dsn = PostgresDsn(host=s.pg_host, port=s.pg_port, database="campus", user="campus_users",
-                      password=s.users_db_password).dsn()
+    dsn = PostgresDsn(
+        host=s.pg_host,
+        port=s.pg_port,
+        database="campus",
+        user="campus_users",
+        password=s.users_db_password,
+    ).dsn()
     conn = await asyncpg.connect(dsn)
     try:
-        row = await conn.fetchrow("SELECT id, email::text, full_name FROM users WHERE id = $1", user_id)
+        row = await conn.fetchrow(
+            "SELECT id, email::text, full_name FROM users WHERE id = $1", user_id
+        )
         return dict(row) if row else None
     finally:
         await conn.close()
@@ -43,7 +50,9 @@ async def pg_user(user_id: int) -> dict[str, Any] | None:
 async def neo4j_user(user_id: int) -> dict[str, Any] | None:
     s = _s()
     uri = f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(uri, auth=("neo4j", s.neo4j_password.get_secret_value())) as d:
+    async with AsyncGraphDatabase.driver(
+        uri, auth=("neo4j", s.neo4j_password.get_secret_value())
+    ) as d:
         records, _, _ = await d.execute_query(
             "MATCH (u:User {id: $id}) RETURN u.full_name AS full_name, u.lsn AS lsn", id=user_id
         )
@@ -52,8 +61,12 @@ async def neo4j_user(user_id: int) -> dict[str, Any] | None:
 
 async def redis_get(key: str) -> str | None:
     s = _s()
-    r = aioredis.Redis(host=s.redis_host, port=s.redis_port,
-                       password=s.redis_password.get_secret_value(), decode_responses=True)
+    r = aioredis.Redis(
+        host=s.redis_host,
+        port=s.redis_port,
+        password=s.redis_password.get_secret_value(),
+        decode_responses=True,
+    )
     try:
         return await r.get(key)  # type: ignore[no-any-return]
     finally:
@@ -62,12 +75,21 @@ async def redis_get(key: str) -> str | None:
 
 async def ts_events(user_id: int, event_type: str) -> int:
     s = _s()
-    dsn = PostgresDsn(host=s.ts_pg_host, port=s.ts_pg_port, database="campus_ts", user="campus_ts",
-                      password=s.ts_db_password).dsn()
+    dsn = PostgresDsn(
+        host=s.ts_pg_host,
+        port=s.ts_pg_port,
+        database="campus_ts",
+        user="campus_ts",
+        password=s.ts_db_password,
+    ).dsn()
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM events WHERE user_id = $1 AND event_type = $2", user_id, event_type
-        ))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM events WHERE user_id = $1 AND event_type = $2",
+                user_id,
+                event_type,
+            )
+        )
     finally:
         await conn.close()

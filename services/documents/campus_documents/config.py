@@ -1,7 +1,9 @@
 from functools import lru_cache
+from typing import Any
+
+from pydantic import SecretStr
 
 from campus_common.config import CampusSettings
-from pydantic import SecretStr
 
 
 class Settings(CampusSettings):
@@ -16,7 +18,7 @@ class Settings(CampusSettings):
     relay_batch: int = 500
     relay_idle_s: float = 1.0
 
-    def mongo_options(self) -> dict[str, object]:
+    def mongo_options(self) -> dict[str, Any]:
         """Keyword arguments for AsyncMongoClient (no URL, so no percent-encoding pitfalls)."""
         return {
             "host": self.mongo_host,

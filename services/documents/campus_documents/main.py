@@ -1,21 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from campus_common.logging import configure_logging
-from campus_common.web import create_app
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
 
+from campus_common.logging import configure_logging
+from campus_common.web import create_app
 from campus_documents import repository as repo
 from campus_documents.config import Settings, get_settings
-from campus_documents.locks import KeyedLocks
 from campus_documents.relay import OutboxRelay
 from campus_documents.routes import router
 from campus_documents.service import Store
@@ -50,15 +50,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         db = client[settings.docs_db_name]
         await _prepare(db)
-        locks = KeyedLocks()
+        store = Store(db=db)
         relay = OutboxRelay(
             db=db,
             kafka=settings.kafka,
-            locks=locks,
+            locks=store.locks,
+            update_slots=store.update_slots,
             batch_size=settings.relay_batch,
             idle_s=settings.relay_idle_s,
         )
-        app.state.store = Store(db=db, locks=locks, wake=relay.notify)
+        app.state.store = dataclasses.replace(store, wake=relay.notify)
         app.state.users = UsersClient(http)
         app.state.relay = relay
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Histogram
+
 from campus_common import topics
 from campus_common.config import KafkaConfig
 from campus_common.kafka import ensure_topics, new_producer, start_with_retry
-from prometheus_client import Counter, Histogram
-
 from campus_documents import repository as repo
-from campus_documents.locks import KeyedLocks
+from campus_documents.locks import UPDATE_SLOTS, KeyedLocks
 from campus_documents.outbox import to_envelope
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class OutboxRelay:
         db: repo.Db,
         kafka: KafkaConfig,
         locks: KeyedLocks,
+        update_slots: asyncio.Semaphore | None = None,
         batch_size: int = 500,
         idle_s: float = 1.0,
         topic: str = topics.DOCUMENT_EVENTS,
@@ -52,6 +53,7 @@ class OutboxRelay:
         self.db = db
         self.kafka = kafka
         self.locks = locks
+        self.update_slots = update_slots or asyncio.Semaphore(UPDATE_SLOTS)
         self.batch_size = batch_size
         self.idle_s = idle_s
         self.topic = topic
@@ -207,10 +209,12 @@ class OutboxRelay:
     ) -> None:
         if collection != repo.POSTS:
             # A comment is never updated after its insert: the relay is its only writer.
-            await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
+            async with self.update_slots:
+                await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
             return
         async with self.locks.hold(str(doc["_id"])):
-            await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
+            async with self.update_slots:
+                await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
             if doc.get("deleted_at") is not None:
                 await repo.purge_post(self.db, post_id=doc["_id"])
 

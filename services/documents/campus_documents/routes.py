@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from campus_common.errors import InvalidError
-from campus_common.web import MAX_ID
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
+from campus_common.errors import InvalidError
+from campus_common.web import MAX_ID
 from campus_documents import service
 from campus_documents.schemas import (
     CommentCreate,

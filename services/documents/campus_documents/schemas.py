@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from campus_common.web import MAX_ID
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,6 +15,8 @@ from pydantic import (
     UrlConstraints,
     model_validator,
 )
+
+from campus_common.web import MAX_ID
 
 PostType = Literal["question", "note", "resource"]
 AttachmentType = Literal["link", "file", "image"]

@@ -6,6 +6,7 @@ of a post hold that post's lock (see locks.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -17,11 +18,11 @@ from typing import Any
 import orjson
 from bson import ObjectId
 from bson.errors import InvalidId
-from campus_common.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from pymongo.errors import DuplicateKeyError
 
+from campus_common.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from campus_documents import repository as repo
-from campus_documents.locks import KeyedLocks
+from campus_documents.locks import UPDATE_SLOTS, KeyedLocks
 from campus_documents.outbox import (
     comment_payload,
     new_event,
@@ -53,11 +54,18 @@ def _no_wake() -> None:
 
 @dataclass(frozen=True)
 class Store:
-    """The database plus what every write needs: the per-post locks and the relay's doorbell."""
+    """The database plus what every write needs: the per-post locks, the update slots (shared
+    with the relay, see locks.py) and the relay's doorbell."""
 
     db: repo.Db
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    update_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(UPDATE_SLOTS))
     wake: Callable[[], None] = _no_wake
+
+    async def update_post(self, *, where: dict[str, Any], update: dict[str, Any]) -> bool:
+        """One update command, within the process-wide limit on concurrent updates."""
+        async with self.update_slots:
+            return await repo.update_post(self.db, where=where, update=update)
 
 
 # helpers -------------------------------------------------------------------------------------
@@ -250,8 +258,7 @@ async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdat
             event = new_event(
                 "post.updated", key=str(oid), user_id=actor, payload=post_payload(merged), at=at
             )
-            if await repo.update_post(
-                store.db,
+            if await store.update_post(
                 where={"_id": oid, "rev": post["rev"]},
                 update={
                     "$set": {**changes, "updated_at": at, "pending": True},
@@ -277,8 +284,7 @@ async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
         event = new_event(
             "post.deleted", key=str(oid), user_id=actor, payload=post_deleted_payload(post), at=at
         )
-        if not await repo.update_post(
-            store.db,
+        if not await store.update_post(
             where={"_id": oid},
             update={
                 "$set": {"deleted_at": at, "updated_at": at, "pending": True},
@@ -305,8 +311,7 @@ async def like_post(*, store: Store, post_id: str, user_id: int) -> LikeRead:
             user_id=user_id,
             payload=post_liked_payload(post, user_id=user_id),
         )
-        if not await repo.update_post(
-            store.db,
+        if not await store.update_post(
             where={"_id": oid, "liked_by": {"$ne": user_id}},
             update={
                 "$push": {"liked_by": user_id, "outbox": event},

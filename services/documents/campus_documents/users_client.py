@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import httpx
+
 from campus_common.errors import UnavailableError
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,6 +9,7 @@ from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from fastapi import FastAPI
 
+from campus_users import cdc
 from campus_users.config import get_settings
 from campus_users.routes import router
 
@@ -26,10 +28,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.fetchval("SELECT 1")
 
     app.state.health_checks = {"postgres": postgres}
+    exporter = asyncio.create_task(cdc.export_forever(pool))
     try:
         yield
     finally:
+        exporter.cancel()
         await pool.close()
 
 
-app = create_app(service="users", lifespan=lifespan, routers=[router])
+app = create_app(service="users", lifespan=lifespan, routers=[router, cdc.router])

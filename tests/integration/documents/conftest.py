@@ -14,12 +14,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from campus_common import topics
-from campus_common.kafka import ensure_topics
-from campus_documents.config import Settings
 from docs_support import EventTail, Instance, Member, free_port, join, new_group, new_user
 from pymongo import AsyncMongoClient
 
+from campus_common import topics
+from campus_common.kafka import ensure_topics
+from campus_documents.config import Settings
 from tests.conftest import ROOT, StackSettings
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from campus_common.events import Event
 
+from campus_common.events import Event
 from tests.helpers import unique_email
 
 

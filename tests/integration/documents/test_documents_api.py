@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from campus_documents.config import Settings
 from docs_support import Instance, Member, free_port, new_post
 from pymongo import AsyncMongoClient
+
+from campus_documents.config import Settings
 
 pytestmark = pytest.mark.integration
 

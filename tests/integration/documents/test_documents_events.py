@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
+from docs_support import EventTail, Instance, Member, about, free_port, new_post
+from pymongo import AsyncMongoClient
+
 from campus_common import topics
 from campus_documents.config import Settings
 from campus_documents.locks import KeyedLocks
@@ -17,9 +20,6 @@ from campus_documents.relay import OutboxRelay
 from campus_documents.schemas import PostCreate
 from campus_documents.service import Store, create_post
 from campus_documents.users_client import UsersClient
-from docs_support import EventTail, Instance, Member, about, free_port, new_post
-from pymongo import AsyncMongoClient
-
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
+
 from campus_common.errors import InvalidError, NotFoundError
 from campus_documents.locks import KeyedLocks
 from campus_documents.outbox import (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from campus_documents.schemas import (
     CommentCreate,
     FlatPostCreate,
@@ -13,7 +15,6 @@ from campus_documents.schemas import (
     PostUpdate,
     unsafe_key,
 )
-from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 

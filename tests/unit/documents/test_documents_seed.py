@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from campus_documents.schemas import CommentCreate, FlatPostCreate
 
 pytestmark = pytest.mark.unit

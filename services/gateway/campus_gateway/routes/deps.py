@@ -21,7 +21,8 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 PostId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
     return request.app.state.gateway  # type: ignore[no-any-return]
 
 

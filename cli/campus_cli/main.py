@@ -286,3 +286,31 @@ def dlq_replay(projection: str) -> None:
 
     done = dlq.run_replay(projection)
     console.print(f"replayed {len(done)} dead letter(s) of {projection}")
+
+
+@app.command()
+def reconcile(repair: Annotated[bool, typer.Option(help="make every store agree")] = False) -> None:
+    """Compare PostgreSQL with Neo4j, Redis and the time-series store; print the drift."""
+    from campus_cli import reconcile as rec
+
+    drifts = stores.run(rec.reconcile(repair=repair))
+    table = Table(title="drift against PostgreSQL")
+    for col in ("store", "checked", "missing", "extra", "stale", "repaired"):
+        table.add_column(col)
+    for d in drifts:
+        table.add_row(
+            d.store,
+            str(d.checked),
+            str(len(d.missing)),
+            str(len(d.extra)),
+            str(len(d.stale)),
+            str(d.repaired),
+        )
+    console.print(table)
+    for d in drifts:
+        for what in ("missing", "extra", "stale"):
+            items = getattr(d, what)
+            if items:
+                console.print(f"{d.store} {what}: {items[:10]}{' …' if len(items) > 10 else ''}")
+    if any(not d.clean for d in drifts) and not repair:
+        raise typer.Exit(1)

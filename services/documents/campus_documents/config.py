@@ -38,4 +38,4 @@ class Settings(CampusSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]
+    return Settings()

@@ -85,22 +85,19 @@ async def _reading(pool: AsyncConnectionPool) -> AsyncIterator[repo.Conn]:
 async def overview(*, pool: AsyncConnectionPool) -> Overview:
     """Totals, counts by type, the last hour minute by minute, the newest event."""
     async with _reading(pool) as conn:
-        storage = await repo.storage_path(conn)
+        state = await repo.status(conn, projection=PROJECTION)
         types = await repo.counts_by_type(conn)
-        now = await repo.now(conn)
-        minute = BUCKETS["1m"]
         hour = await repo.timeline(
-            conn, width=minute, since=now - timedelta(hours=1), event_type=None
+            conn, width=BUCKETS["1m"], since=state["now"] - timedelta(hours=1), event_type=None
         )
-        beat = await repo.heartbeat(conn, projection=PROJECTION)
     newest = max((t["newest"] for t in types if t["newest"] is not None), default=None)
     return Overview(
-        storage=storage,
+        storage=state["storage"],
         total_events=sum(t["events"] for t in types),
         newest_event_at=newest,
         by_type=[TypeCount(event_type=t["event_type"], events=t["events"]) for t in types],
         last_hour=[Point(**p) for p in hour],
-        cdc_heartbeat_at=beat,
+        cdc_heartbeat_at=state["beat_at"],
     )
 
 

@@ -85,7 +85,7 @@ async def events(stack: StackSettings) -> AsyncIterator[EventTail]:
 
 @pytest.fixture
 def docs_settings(stack: StackSettings) -> Settings:
-    return Settings()  # type: ignore[call-arg]
+    return Settings()
 
 
 @pytest.fixture

@@ -186,7 +186,8 @@ async def test_a_crash_between_publish_and_clear_republishes_the_same_event_id(
     finally:
         await crashing.stop()
     first = await events.wait_for(about(post.id))
-    assert (await db.posts.find_one({"_id": ObjectId(post.id)}))["pending"] is True
+    stuck = await db.posts.find_one({"_id": ObjectId(post.id)})
+    assert stuck is not None and stuck["pending"] is True
 
     relay = OutboxRelay(db=db, kafka=stack.kafka, locks=KeyedLocks(), topic=topics.DOCUMENT_EVENTS)
     await relay.connect()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from campus_documents.schemas import (
     CommentCreate,
@@ -23,10 +24,10 @@ def post(**overrides: Any) -> dict[str, Any]:
     return {"author_id": 1, "type": "question", "title": "Why B-trees?", "body": "..."} | overrides
 
 
-def errors(model: type, data: Any) -> list[dict[str, Any]]:
+def errors(model: type[BaseModel], data: Any) -> list[ErrorDetails]:
     with pytest.raises(ValidationError) as info:
         model.model_validate(data)
-    return info.value.errors()  # type: ignore[no-any-return]
+    return info.value.errors()
 
 
 def test_a_full_post_is_accepted_and_normalised() -> None:

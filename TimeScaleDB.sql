@@ -55,7 +55,7 @@ WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 minute', time) AS bucket, event_type,
        count(*) AS events, max(time) AS newest
 FROM events
-GROUP BY 1, 2
+GROUP BY bucket, event_type
 WITH NO DATA;  -- WITH DATA cannot run inside the migration's transaction
 -- No start offset: CDC "created" rows carry the row's created_at, which can be far in the past.
 SELECT add_continuous_aggregate_policy('events_per_minute_rollup',

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,14 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def hold_many(self, keys: list[str]) -> AsyncIterator[None]:
+        """Hold several locks; always taken in sorted order, so two holders cannot deadlock."""
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted(set(keys)):
+                await stack.enter_async_context(self.hold(key))
+            yield
 
     def __len__(self) -> int:
         return len(self._locks)

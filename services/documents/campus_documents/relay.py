@@ -186,6 +186,7 @@ class OutboxRelay:
 
         published = 0
         ack_error: BaseException | None = None
+        settled: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for doc, futures in sent:
             acked = []
             # Only the prefix that Kafka acknowledged is cleared, so order within a post holds.
@@ -194,9 +195,10 @@ class OutboxRelay:
                     ack_error = ack_error or fut.exception()
                     break
                 acked.append(stored)
-            await self._settle(collection, doc, acked)
+            settled.append((doc, acked))
             published += len(acked)
             self._observe(collection, acked)
+        await self._settle(collection, settled)
         self.published_total += published
         if send_error is not None:
             raise send_error
@@ -205,17 +207,34 @@ class OutboxRelay:
         return published
 
     async def _settle(
+        self, collection: str, settled: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+    ) -> None:
+        """Clear what was published: whole outboxes in one command, the rest one by one."""
+        whole = [
+            doc
+            for doc, acked in settled
+            if len(acked) == len(doc.get("outbox", [])) and doc.get("deleted_at") is None
+        ]
+        whole_ids = {doc["_id"] for doc in whole}
+        one_by_one = [(doc, acked) for doc, acked in settled if doc["_id"] not in whole_ids]
+        # Posts are also updated by requests: hold their locks (see locks.py); comments are
+        # never updated after their insert, the relay is their only writer.
+        keys = [str(doc["_id"]) for doc in whole] if collection == repo.POSTS else []
+        async with self.locks.hold_many(keys), self.update_slots:
+            changed = set(await repo.mark_published(self.db, collection, docs=whole))
+        acked_by_id = {doc["_id"]: acked for doc, acked in settled}
+        one_by_one += [(doc, acked_by_id[doc["_id"]]) for doc in whole if doc["_id"] in changed]
+        for doc, acked in one_by_one:
+            await self._settle_one(collection, doc, acked)
+
+    async def _settle_one(
         self, collection: str, doc: dict[str, Any], acked: list[dict[str, Any]]
     ) -> None:
-        if collection != repo.POSTS:
-            # A comment is never updated after its insert: the relay is its only writer.
+        keys = [str(doc["_id"])] if collection == repo.POSTS else []
+        async with self.locks.hold_many(keys):
             async with self.update_slots:
                 await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
-            return
-        async with self.locks.hold(str(doc["_id"])):
-            async with self.update_slots:
-                await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
-            if doc.get("deleted_at") is not None:
+            if collection == repo.POSTS and doc.get("deleted_at") is not None:
                 await repo.purge_post(self.db, post_id=doc["_id"])
 
     def _observe(self, collection: str, acked: list[dict[str, Any]]) -> None:

@@ -144,6 +144,24 @@ async def find_pending(db: Db, collection: str, *, limit: int) -> list[Doc]:
     return await cursor.to_list(length=limit)
 
 
+async def mark_published(db: Db, collection: str, *, docs: list[Doc]) -> list[ObjectId]:
+    """Empty the outbox of documents whose outbox is still exactly what was published.
+
+    One command for the whole batch: on FerretDB v1 every filter is a sequential scan, so one
+    scan (narrowed to `pending: true` in PostgreSQL) beats one per document. Returns the ids
+    that did not match because an event was added since: clear those with clear_published.
+    """
+    if not docs:
+        return []
+    match = {"pending": True, "$or": [{"_id": d["_id"], "outbox": d["outbox"]} for d in docs]}
+    result = await db[collection].update_many(match, {"$set": {"outbox": [], "pending": False}})
+    if result.matched_count == len(docs):
+        return []
+    ids = [d["_id"] for d in docs]
+    cursor = db[collection].find({"pending": True, "_id": {"$in": ids}}, {"_id": 1})
+    return [d["_id"] async for d in cursor]
+
+
 async def clear_published(db: Db, collection: str, *, doc_id: ObjectId, events: list[Doc]) -> None:
     """Remove exactly these events; drop the pending flag if the outbox is now empty."""
     coll = db[collection]

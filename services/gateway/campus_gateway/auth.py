@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from campus_common.errors import ForbiddenError
 from fastapi import HTTPException, Request, status
 
+from campus_common.errors import ForbiddenError
 from campus_gateway.config import Settings
 
 ALGORITHM = "HS256"

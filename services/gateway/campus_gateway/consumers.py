@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 from aiokafka.structs import ConsumerRecord
+from redis.exceptions import ResponseError
+
 from campus_common import topics
 from campus_common.consumer import Delivered, PoisonRecordError, Projection
 from campus_common.events import ChangeRecord, Event
-from redis.exceptions import ResponseError
-
 from campus_gateway.cache import (
     HOT_POSTS,
     LEADERBOARD,

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+
 from campus_common.consumer import ProjectionRunner
 from campus_common.errors import NotFoundError, UnavailableError
-
 from campus_gateway.cache import Cache, CacheUnavailableError, Kind
 from campus_gateway.config import Settings
 from campus_gateway.schemas import GroupProfile, LeaderboardEntry, UserProfile

@@ -16,7 +16,6 @@ Heartbeats are not events: the newest one applied goes to `projection_freshness`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,15 +24,13 @@ from typing import Any
 import orjson
 import psycopg
 from aiokafka.structs import ConsumerRecord
-from campus_common import topics
-from campus_common.consumer import Delivered, Projection
-from campus_common.events import ChangeRecord, Event
 from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
+from campus_common import topics
+from campus_common.consumer import Delivered, Projection
+from campus_common.events import ChangeRecord, Event
 from campus_timeseries import repository as repo
-
-log = logging.getLogger(__name__)
 
 ROWS = Counter(
     "campus_timeseries_rows_total", "Events offered to the store, by outcome", ["outcome"]

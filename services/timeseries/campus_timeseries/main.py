@@ -5,13 +5,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.projection_api import router as projection_router
 from campus_common.web import create_app
-from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
-
 from campus_timeseries import service
 from campus_timeseries.config import get_settings
 from campus_timeseries.consumers import TimeseriesProjection

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from campus_common.web import MAX_ID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from psycopg_pool import AsyncConnectionPool
 
+from campus_common.web import MAX_ID
 from campus_timeseries import service
 from campus_timeseries.schemas import (
     Bucket,

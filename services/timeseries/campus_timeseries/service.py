@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from campus_common.errors import InvalidError, UnavailableError
 from psycopg_pool import AsyncConnectionPool
 
+from campus_common.errors import InvalidError, UnavailableError
 from campus_timeseries import repository as repo
 from campus_timeseries.schemas import (
     Bucket,

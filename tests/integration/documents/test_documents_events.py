@@ -153,9 +153,7 @@ class _Crash(Exception):
 class _CrashBeforeClearing(OutboxRelay):
     """Dies after Kafka acknowledged, before the outbox is cleared: the worst moment."""
 
-    async def _settle(
-        self, collection: str, doc: dict[str, Any], acked: list[dict[str, Any]]
-    ) -> None:
+    async def _settle(self, collection: str, settled: Any) -> None:
         raise _Crash()
 
 

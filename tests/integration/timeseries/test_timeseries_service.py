@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg_pool import AsyncConnectionPool
+
 from campus_common import topics
 from campus_common.config import PostgresDsn
 from campus_common.consumer import Delivered
@@ -23,8 +25,6 @@ from campus_timeseries.consumers import (
     from_change,
     from_event,
 )
-from psycopg_pool import AsyncConnectionPool
-
 from tests.conftest import StackSettings
 from tests.helpers import eventually, unique_email
 

@@ -155,3 +155,14 @@ async def test_keyed_locks_do_not_block_other_keys() -> None:
 async def _enter(locks: KeyedLocks, key: str) -> None:
     async with locks.hold(key):
         pass
+
+
+async def test_hold_many_takes_every_lock_and_releases_them() -> None:
+    locks = KeyedLocks()
+    async with locks.hold_many(["b", "a", "b"]):
+        assert len(locks) == 2
+        blocked = asyncio.create_task(_enter(locks, "a"))
+        await asyncio.sleep(0.01)
+        assert not blocked.done()
+    await asyncio.wait_for(blocked, timeout=1)
+    assert len(locks) == 0

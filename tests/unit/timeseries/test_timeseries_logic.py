@@ -10,6 +10,7 @@ import orjson
 import psycopg
 import pytest
 from aiokafka.structs import ConsumerRecord
+
 from campus_common import topics
 from campus_common.errors import InvalidError
 from campus_common.events import ChangeRecord, Event

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from campus_common.errors import ForbiddenError
-from campus_common.web import MAX_ID
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordBearer
 
+from campus_common.errors import ForbiddenError
+from campus_common.web import MAX_ID
 from campus_gateway.auth import Principal, bearer, decode_token, unauthorized
 from campus_gateway.ratelimit import RateLimiter
 from campus_gateway.service import Gateway, user_exists

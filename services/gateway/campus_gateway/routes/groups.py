@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from campus_common.errors import ForbiddenError, UnavailableError
-from campus_common.web import MAX_ID
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
+from campus_common.errors import ForbiddenError, UnavailableError
+from campus_common.web import MAX_ID
 from campus_gateway import service
 from campus_gateway.auth import ensure_self
 from campus_gateway.cache import CacheUnavailableError
-from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough
+from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough, rate_limited
 from campus_gateway.schemas import GroupCreate, JoinRequest
 
-router = APIRouter(tags=["groups"])
+router = APIRouter(tags=["groups"], dependencies=[Depends(rate_limited)])
 
 
 @router.post("/groups", status_code=status.HTTP_201_CREATED)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from campus_common import projection_api
 from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import Response
 
+from campus_common import projection_api
 from campus_gateway.cache import CacheUnavailableError
 from campus_gateway.consumers import CacheProjection
 from campus_gateway.ratelimit import RateLimiter
-from campus_gateway.routes.deps import Admin, Gw, admin_principal, passthrough
+from campus_gateway.routes.deps import Admin, Gw, admin_principal, passthrough, rate_limited
 from campus_gateway.schemas import RateLimitOverride
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])
 Scope = Literal["user", "address"]
 Subject = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Fa-f.:]+$")]
 
@@ -89,5 +89,5 @@ def _scope(scope: Scope) -> str:
 
 
 # The projection controls every service has; on the public gateway only the admin reaches them.
-projections = APIRouter(dependencies=[Depends(admin_principal)])
+projections = APIRouter(dependencies=[Depends(rate_limited), Depends(admin_principal)])
 projections.include_router(projection_api.router)

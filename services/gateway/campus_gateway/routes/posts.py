@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from campus_common.errors import UnavailableError
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
+from campus_common.errors import UnavailableError
 from campus_gateway import service
 from campus_gateway.auth import Principal, ensure_self
 from campus_gateway.cache import CacheUnavailableError
-from campus_gateway.routes.deps import Caller, Gw, Id, Limit, PostId, headers_for, passthrough
+from campus_gateway.routes.deps import (
+    Caller,
+    Gw,
+    Id,
+    Limit,
+    PostId,
+    headers_for,
+    passthrough,
+    rate_limited,
+)
 from campus_gateway.schemas import (
     CommentCreate,
     GroupPostCreate,
@@ -21,7 +30,7 @@ from campus_gateway.schemas import (
 )
 from campus_gateway.service import Gateway
 
-router = APIRouter(tags=["posts"])
+router = APIRouter(tags=["posts"], dependencies=[Depends(rate_limited)])
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page")
 ]

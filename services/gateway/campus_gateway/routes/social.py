@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from campus_common.web import MAX_ID
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
+from campus_common.web import MAX_ID
 from campus_gateway import service
 from campus_gateway.auth import ensure_self
-from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough
+from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough, rate_limited
 from campus_gateway.schemas import FollowRequest, LeaderboardEntry
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])
 Strategy = Literal["mutual", "groups", "combined"]
 
 

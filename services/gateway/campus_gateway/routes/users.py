@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated
 
-from campus_common.errors import ConflictError
-from campus_common.web import MAX_ID
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordRequestForm
 
+from campus_common.errors import ConflictError
+from campus_common.web import MAX_ID
 from campus_gateway import service
 from campus_gateway.auth import ensure_self, is_admin_login, issue_token, unauthorized
 from campus_gateway.cache import CacheUnavailableError
-from campus_gateway.routes.deps import Caller, Gw, Id, headers_for, passthrough
+from campus_gateway.routes.deps import Caller, Gw, Id, headers_for, passthrough, rate_limited
 from campus_gateway.schemas import Token, UserCreate, UserUpdate
 from campus_gateway.upstream import UpstreamError
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])
 
 
 @router.post("/auth/token", tags=["auth"])

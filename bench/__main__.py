@@ -15,6 +15,11 @@ from bench.core import ROOT, Report, rss_by_component
 SUITE = [
     "bench.consumer",    # M3
     "bench.friends",     # M6
+    "bench.leaderboard",  # M5
+    "bench.sinks",       # M7, projection backlogs
+    "bench.api",         # M4, documents feed and writes, analytics
+    "bench.cdc",         # M1, M8 (wants idle projections, so after the bulk writers above)
+    "bench.throughput",  # M2 (last: it leaves a backlog and cleans up after itself)
 ]
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from campus_common.config import CampusSettings
 from pydantic import SecretStr
+
+from campus_common.config import CampusSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 
 from campus_cli.client import settings
 from campus_common import topics
-from campus_common.kafka import ensure_topics, new_producer
+from campus_common.kafka import ensure_topics, new_producer, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,7 @@ async def _read_all(projection: str) -> tuple[list[ConsumerRecord[bytes, bytes]]
     )
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(topic, p)
-            for p in sorted(
-                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-            )
-        ]
+        parts = await topic_partitions(kafka, [topic])
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         replayed = {tp.partition: (await consumer.committed(tp)) or 0 for tp in parts}
@@ -81,11 +76,6 @@ async def _read_all(projection: str) -> tuple[list[ConsumerRecord[bytes, bytes]]
         return records, replayed
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
-    return consumer.partitions_for_topic(topic) or {0}
 
 
 async def list_letters(projection: str) -> list[DeadLetter]:

@@ -314,3 +314,31 @@ def reconcile(repair: Annotated[bool, typer.Option(help="make every store agree"
                 console.print(f"{d.store} {what}: {items[:10]}{' …' if len(items) > 10 else ''}")
     if any(not d.clean for d in drifts) and not repair:
         raise typer.Exit(1)
+
+
+@app.command()
+def rebuild(projection: str) -> None:
+    """Empty a projection's store, rewind its consumer group and replay from Kafka."""
+    from rich.progress import Progress
+
+    gw = Gateway(timeout=120)
+    try:
+        gw.admin("POST", f"/admin/consumers/{projection}/rebuild")
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"replaying into {projection}", total=None)
+            while True:
+                time.sleep(0.5)
+                state = next(
+                    c for c in gw.admin("GET", "/admin/consumers") if c["name"] == projection
+                )
+                end = sum(p["end"] for p in state["partitions"])
+                done = sum(p["committed"] for p in state["partitions"])
+                progress.update(task, total=max(end, 1), completed=done)
+                if state["partitions"] and state["total_lag"] == 0:
+                    break
+        console.print(f"{projection} rebuilt: {state.get('applied_total', '?')} records applied")
+    except ApiError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        gw.close()

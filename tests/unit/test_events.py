@@ -6,8 +6,9 @@ import json
 import uuid
 
 import pytest
-from campus_common.events import ChangeRecord, Event
 from pydantic import ValidationError
+
+from campus_common.events import ChangeRecord, Event
 
 pytestmark = pytest.mark.unit
 

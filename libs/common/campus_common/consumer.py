@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from campus_common import topics
 from campus_common.config import KafkaConfig
-from campus_common.kafka import ensure_topics, new_producer, start_with_retry
+from campus_common.kafka import ensure_topics, new_producer, start_with_retry, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class Projection(ABC, Generic[T]):
     @abstractmethod
     async def apply(self, batch: Sequence[Delivered[T]]) -> None:
         """Apply a batch idempotently; PoisonRecordError for bad data, anything else retries."""
+
+    async def reset(self) -> None:
+        """Remove everything this projection wrote, before a rebuild replays all records."""
+        raise NotImplementedError(f"projection {self.name} cannot be rebuilt")
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether a failure means 'the store is unavailable, wait and retry'."""
@@ -162,6 +166,33 @@ class ProjectionRunner(Generic[T]):
             await self._dlq.stop()
         if self._probe is not None:
             await self._probe.stop()
+
+    async def rebuild(self) -> None:
+        """Empty the store, rewind the group to the first offset, and replay everything.
+
+        Needs this instance to be the group's only member: the rewind is a commit by the group.
+        """
+        await self.stop()
+        self._stop = asyncio.Event()
+        self._task = None
+        rewind = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+        )
+        await rewind.start()
+        try:
+            parts = await topic_partitions(self.kafka, self.projection.topics)
+            rewind.assign(parts)
+            starts = await rewind.beginning_offsets(parts)
+            await rewind.commit({tp: max(off, 0) for tp, off in starts.items()})
+        finally:
+            await rewind.stop()
+        await self.projection.reset()
+        self.applied_total = 0
+        self.last_beat_at = self.last_beat_applied_at = None
+        self._dlq = self._probe = None
+        await self.start()
 
     @property
     def running(self) -> bool:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -40,6 +40,20 @@ async def ensure_topics(
             await admin.create_topics(new)
     finally:
         await admin.close()
+
+
+async def topic_partitions(kafka: KafkaConfig, names: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of the named topics (from the broker, not a client's metadata cache)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+    finally:
+        await admin.close()
+    return sorted(
+        (TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
 
 
 def new_producer(kafka: KafkaConfig) -> AIOKafkaProducer:

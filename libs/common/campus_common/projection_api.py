@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from campus_common.consumer import ProjectionRunner
-from campus_common.errors import NotFoundError
+from campus_common.errors import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/projections", tags=["projections"])
 
@@ -69,6 +69,17 @@ async def pause(name: str, request: Request) -> dict[str, Any]:
     """Stop applying; Kafka keeps the records, lag grows."""
     runner = _get(request, name)
     runner.pause()
+    return await describe(runner)
+
+
+@router.post("/{name}/rebuild", status_code=202)
+async def rebuild(name: str, request: Request) -> dict[str, Any]:
+    """Empty the store and replay every record from the start (lag shows the progress)."""
+    runner = _get(request, name)
+    try:
+        await runner.rebuild()
+    except NotImplementedError as exc:
+        raise ConflictError(str(exc)) from exc
     return await describe(runner)
 
 

@@ -83,18 +83,6 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def peek_principal(settings: Settings, request: Request) -> Principal | None:
-    """The caller if the request carries a valid token, else None (never raises)."""
-    cached = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    try:
-        token = bearer(request)
-        return decode_token(settings, token) if token else None
-    except HTTPException:
-        return None
-
-
 def ensure_self(principal: Principal, user_id: int, *, action: str = "act") -> None:
     """A user may act only as themself; the admin may act as anyone."""
     if principal.admin or principal.user_id == user_id:

@@ -8,7 +8,6 @@ friend made +1 each (-1 when removed), follower gained +1 (-1 when lost).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -55,8 +54,6 @@ class CacheProjection(Projection[Item]):
         self.invalidation_ttl = max(10, int(settings.upstream_timeout_s * 2))
         self.activity_max = settings.activity_list_max
         self.hot_max = settings.hot_posts_max
-        self.last_heartbeat_at: datetime | None = None
-        self.heartbeat_applied_at: float | None = None
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> Item | None:
         if record.value is None:
@@ -65,6 +62,20 @@ class CacheProjection(Projection[Item]):
             change = ChangeRecord.from_bytes(record.value)
             return None if change.op in ("t", "m") else change
         return Event.from_bytes(record.value)
+
+    async def reset(self) -> None:
+        """Remove every key this projection derives, before a rebuild replays the topics."""
+        redis = self.cache.redis
+        await redis.delete(LEADERBOARD, HOT_POSTS)
+        for pattern in ("user:*", "group:*", "recent:group:*", "processed:*"):
+            batch: list[bytes] = []
+            async for key in redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    await redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await redis.unlink(*batch)
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, ResponseError):
@@ -111,10 +122,6 @@ class CacheProjection(Projection[Item]):
             return 1
         if topic == topics.MEMBERSHIPS:
             return await self._membership(pipe, change, row, lsn)
-        if topic == topics.HEARTBEATS and not change.is_delete:
-            beat = row.get("beat_at")
-            self.last_heartbeat_at = datetime.fromisoformat(beat) if isinstance(beat, str) else None
-            self.heartbeat_applied_at = time.time()
         return 0
 
     async def _membership(

@@ -17,7 +17,7 @@ from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.consumers import CacheProjection
 from campus_gateway.ratelimit import RateLimiter
-from campus_gateway.routes import groups, ops, posts, social, users
+from campus_gateway.routes import admin, groups, ops, posts, social, users
 from campus_gateway.service import Gateway, ensure_admin
 from campus_gateway.upstream import Upstream, UpstreamError
 
@@ -88,7 +88,7 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
 
 
 # Flat on purpose: every level of included routers costs each request a walk through it.
-routers = [m.router for m in (users, groups, posts, social, ops)] + [ops.projections]
+routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [admin.projections]
 app = create_app(service="gateway", lifespan=lifespan, routers=routers, title="CampusConnect API")
 
 

@@ -1,7 +1,8 @@
 from functools import lru_cache
 
-from campus_common.config import CampusSettings
 from pydantic import SecretStr
+
+from campus_common.config import CampusSettings
 
 
 class Settings(CampusSettings):

@@ -9,10 +9,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiokafka.structs import ConsumerRecord
-from campus_common import topics
-from campus_common.consumer import Delivered, PoisonRecordError, Projection
-from campus_common.events import ChangeRecord
-from campus_common.web import MAX_ID
 from neo4j import AsyncDriver
 from neo4j.exceptions import (
     ClientError,
@@ -25,6 +21,10 @@ from neo4j.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from campus_common import topics
+from campus_common.consumer import Delivered, PoisonRecordError, Projection
+from campus_common.events import ChangeRecord
+from campus_common.web import MAX_ID
 from campus_graph import repository as repo
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,18 @@ class GraphProjection(Projection[GraphChange]):
             if is_data_error(exc):
                 raise PoisonRecordError(f"{exc.code}: {exc.message}") from exc
             raise
+
+    async def reset(self) -> None:
+        """Drop what CDC projected; FRIEND/FOLLOWS edges (Neo4j is their source) stay."""
+        for query in (
+            "MATCH (g:Group) CALL (g) { DETACH DELETE g } IN TRANSACTIONS OF 5000 ROWS",
+            "MATCH (t:Tombstone) CALL (t) { DELETE t } IN TRANSACTIONS OF 5000 ROWS",
+            "MATCH (f:Freshness {projection: $p}) DELETE f",
+            "MATCH (u:User) CALL (u) { REMOVE u.lsn, u.email, u.full_name, u.created_at,"
+            " u.updated_at } IN TRANSACTIONS OF 5000 ROWS",
+        ):
+            async with self.driver.session() as session:
+                await session.run(query, p=PROJECTION)
 
     def is_transient(self, exc: BaseException) -> bool:
         """Neo4j down or busy means wait; only data Neo4j refuses is poison."""

@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from campus_common import projection_api
-from campus_common.consumer import ProjectionRunner
-from campus_common.logging import configure_logging
-from campus_common.web import create_app
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
@@ -21,6 +17,10 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from campus_common import projection_api
+from campus_common.consumer import ProjectionRunner
+from campus_common.logging import configure_logging
+from campus_common.web import create_app
 from campus_graph import repository as repo
 from campus_graph.config import get_settings
 from campus_graph.consumers import GraphChange, GraphProjection

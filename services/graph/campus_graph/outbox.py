@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import logging
 
-from campus_common import topics
-from campus_common.config import KafkaConfig
-from campus_common.kafka import ensure_topics, new_producer, start_with_retry
 from neo4j import AsyncDriver
 from prometheus_client import Counter, Gauge
 
+from campus_common import topics
+from campus_common.config import KafkaConfig
+from campus_common.kafka import ensure_topics, new_producer, start_with_retry
 from campus_graph import repository as repo
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import httpx
-from campus_common.web import MAX_ID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from neo4j import AsyncDriver
 
+from campus_common.web import MAX_ID
 from campus_graph import service
 from campus_graph.schemas import (
     FollowCreate,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from campus_common.web import MAX_ID
 from pydantic import BaseModel, ConfigDict, Field
+
+from campus_common.web import MAX_ID
 
 Strategy = Literal["mutual", "groups", "combined"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import httpx
+from neo4j import AsyncDriver
+
 from campus_common import topics
 from campus_common.errors import InvalidError, NotFoundError, UnavailableError
 from campus_common.events import Event
-from neo4j import AsyncDriver
-
 from campus_graph import repository as repo
 from campus_graph.schemas import (
     FollowRead,

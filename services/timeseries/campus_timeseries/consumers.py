@@ -195,6 +195,16 @@ class TimeseriesProjection(Projection[Decoded]):
         ROWS.labels("inserted").inc(inserted)
         ROWS.labels("duplicate").inc(len(rows) - inserted)
 
+    async def reset(self) -> None:
+        """Empty the table (every row is replayable from Kafka) and the rollups."""
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM events")
+            await conn.execute(
+                "DELETE FROM projection_freshness WHERE projection = %s", (self.name,)
+            )
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT refresh_rollups()")
+
     def is_transient(self, exc: BaseException) -> bool:
         # Bad values and constraint violations repeat forever: dead-letter them. Anything
         # else from the store (connection lost, missing grant, pool timeout) is worth a retry.

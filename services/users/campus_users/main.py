@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from campus_common.logging import configure_logging
-from campus_common.web import create_app
 from fastapi import FastAPI
 
+from campus_common.logging import configure_logging
+from campus_common.web import create_app
 from campus_users import cdc
 from campus_users.config import get_settings
 from campus_users.routes import router

@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from campus_common.errors import NotFoundError
-from campus_common.web import MAX_ID
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
+from campus_common.errors import NotFoundError
+from campus_common.web import MAX_ID
 from campus_users import service
 from campus_users.schemas import (
     Credentials,

@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from campus_common.errors import ConflictError, InvalidError, NotFoundError
 from starlette.concurrency import run_in_threadpool
 
+from campus_common.errors import ConflictError, InvalidError, NotFoundError
 from campus_users import repository as repo
 from campus_users.schemas import (
     GroupCreate,

@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+
 from campus_common import topics
 from campus_common.consumer import Delivered, PoisonRecordError, Projection, ProjectionRunner
-
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 

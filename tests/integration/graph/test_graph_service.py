@@ -14,14 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
+from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j.exceptions import ServiceUnavailable
+
 from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import Event
 from campus_common.web import MAX_ID
 from campus_graph.consumers import GraphChange, GraphProjection
-from neo4j import AsyncDriver, AsyncGraphDatabase
-from neo4j.exceptions import ServiceUnavailable
-
 from tests.conftest import StackSettings
 from tests.helpers import eventually, unique_email
 

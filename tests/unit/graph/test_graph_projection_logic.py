@@ -8,6 +8,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
+from neo4j.exceptions import CypherSyntaxError, Neo4jError, ServiceUnavailable, SessionExpired
+from pydantic import ValidationError
+
 from campus_common import topics
 from campus_common.consumer import PoisonRecordError
 from campus_graph.consumers import (
@@ -19,8 +22,6 @@ from campus_graph.consumers import (
     tombstone_key,
 )
 from campus_graph.service import graph_event, outbox_message
-from neo4j.exceptions import CypherSyntaxError, Neo4jError, ServiceUnavailable, SessionExpired
-from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 

@@ -34,7 +34,7 @@ oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
 async def optional_principal(
-    request: Request, gw: Gw, token: Annotated[str | None, Depends(oauth2)]
+    gw: Gw, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal | None:
     """The caller when a token is sent (it must then be valid), else None."""
     if token is None:
@@ -43,7 +43,6 @@ async def optional_principal(
     # A token outlives nothing: once the account is deleted it stops working.
     if not await user_exists(gw=gw, user_id=principal.user_id):
         raise unauthorized("the account of this token no longer exists")
-    request.state.principal = principal
     return principal
 
 
@@ -92,10 +91,8 @@ def headers_for(request: Request, principal: Principal | None) -> dict[str, str]
     return forwarded_headers(request.headers, actor=principal.user_id if principal else None)
 
 
-def passthrough(reply: Reply, *, headers: dict[str, str] | None = None) -> Response:
+def passthrough(reply: Reply) -> Response:
     """A service's answer as the gateway's, without parsing it."""
     if reply.status_code == status.HTTP_204_NO_CONTENT or not reply.content:
-        return Response(status_code=reply.status_code, headers=headers)
-    return Response(
-        reply.content, status_code=reply.status_code, media_type="application/json", headers=headers
-    )
+        return Response(status_code=reply.status_code)
+    return Response(reply.content, status_code=reply.status_code, media_type="application/json")

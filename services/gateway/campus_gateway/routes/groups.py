@@ -15,6 +15,7 @@ from campus_gateway.auth import ensure_self
 from campus_gateway.cache import CacheUnavailableError
 from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough, rate_limited
 from campus_gateway.schemas import GroupCreate, JoinRequest
+from campus_gateway.service import Gateway
 
 router = APIRouter(tags=["groups"], dependencies=[Depends(rate_limited)])
 
@@ -101,7 +102,7 @@ async def group_activity(group_id: Id, gw: Gw, limit: Limit = 20) -> list[dict[s
         ) from exc
 
 
-async def _member_count_changed(gw: Any, group_id: int) -> None:
+async def _member_count_changed(gw: Gateway, group_id: int) -> None:
     # Read-your-writes for member_count; the projection does the same moments later.
     with contextlib.suppress(CacheUnavailableError):
         await gw.cache.mark("group", group_id, "S")

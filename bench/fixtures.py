@@ -1,0 +1,286 @@
+"""What the benchmarks share with the running stack: connections, bench-only data, cleanup.
+
+Bench data is marked so it can never be mistaken for the product's: users with emails
+`…@bench.university.edu`, groups named `bench-…` with course code BENCH, entity ids at or
+above BENCH_ID_BASE where a benchmark writes a store directly (no product id gets that high),
+Kafka topics `bench.*`, consumer groups `bench-*`, and the database campus_bench.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, LiteralString
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from neo4j import AsyncDriver, AsyncGraphDatabase
+from redis.asyncio import Redis
+
+from bench.env import settings
+from campus_common.config import PostgresDsn
+from campus_common.kafka import ensure_topics
+
+log = logging.getLogger(__name__)
+
+BENCH_ID_BASE = 10**12
+BENCH_DOMAIN = "bench.university.edu"
+BENCH_COURSE = "BENCH"
+# A logical Redis database nothing else uses: projections run in-process write there, so
+# the product's keys (db 0) never see bench events.
+BENCH_REDIS_DB = 15
+LOOPBACK = "127.0.0.1"
+
+
+# connections ---------------------------------------------------------------------------------
+
+
+def users_dsn() -> str:
+    """The users service's own role on its database (it may write its tables)."""
+    s = settings()
+    return PostgresDsn(
+        host=s.pg_host, port=s.pg_port, database="campus", user="campus_users",
+        password=s.users_db_password,
+    ).dsn()
+
+
+def ts_dsn() -> str:
+    """The time-series service's own role on campus_ts."""
+    s = settings()
+    return PostgresDsn(
+        host=s.ts_pg_host, port=s.ts_pg_port, database="campus_ts", user="campus_ts",
+        password=s.ts_db_password,
+    ).dsn()
+
+
+def neo4j_driver() -> AsyncDriver:
+    s = settings()
+    return AsyncGraphDatabase.driver(
+        f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}",
+        auth=("neo4j", s.neo4j_password.get_secret_value()),
+    )
+
+
+def redis_client(db: int = 0) -> Redis:
+    s = settings()
+    return Redis(
+        host=s.redis_host, port=s.redis_port, db=db,
+        password=s.redis_password.get_secret_value(), max_connections=64,
+    )
+
+
+def http_client(timeout: float = 30.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=100))
+
+
+def url(service: str) -> str:
+    return settings().service_url(service)
+
+
+async def ensure_bench_db() -> None:
+    """campus_bench, for tables that must live apart from the product (superuser creates it)."""
+    admin = await asyncpg.connect(settings().superuser_dsn("postgres"))
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'campus_bench'"):
+            await admin.execute("CREATE DATABASE campus_bench")
+    finally:
+        await admin.close()
+
+
+# bench users and groups, through the users service's API -------------------------------------
+
+
+def bench_email(prefix: str, i: int) -> str:
+    return f"{prefix}-{i}@{BENCH_DOMAIN}"
+
+
+async def _ids_by_email(emails: Sequence[str]) -> dict[str, int]:
+    conn = await asyncpg.connect(users_dsn())
+    try:
+        rows = await conn.fetch(
+            "SELECT id, lower(email::text) AS email FROM users WHERE lower(email::text) = ANY($1)",
+            [e.lower() for e in emails],
+        )
+    finally:
+        await conn.close()
+    return {r["email"]: r["id"] for r in rows}
+
+
+async def bench_users(http: httpx.AsyncClient, n: int, prefix: str = "bench-user") -> list[int]:
+    """n bench users, created through POST /users the first time and reused afterwards."""
+    emails = [bench_email(prefix, i) for i in range(n)]
+    found = await _ids_by_email(emails)
+    missing = [e for e in emails if e.lower() not in found]
+    slots = asyncio.Semaphore(8)
+
+    async def create(email: str) -> None:
+        async with slots:
+            body = {"email": email, "full_name": f"Bench {email.split('@')[0]}",
+                    "password": secrets.token_urlsafe(16)}
+            resp = await http.post(f"{url('users')}/users", json=body)
+            if resp.status_code not in (201, 409):
+                raise RuntimeError(f"creating {email}: {resp.status_code} {resp.text[:200]}")
+
+    await asyncio.gather(*(create(e) for e in missing))
+    if missing:
+        found = await _ids_by_email(emails)
+    return [found[e.lower()] for e in emails]
+
+
+async def bench_group(http: httpx.AsyncClient, purpose: str) -> int:
+    """The group `bench-<purpose>` (course BENCH), created through POST /groups once."""
+    name = f"bench-{purpose}"
+    conn = await asyncpg.connect(users_dsn())
+    try:
+        gid = await conn.fetchval(
+            "SELECT min(id) FROM groups WHERE name = $1 AND course_code = $2", name, BENCH_COURSE
+        )
+    finally:
+        await conn.close()
+    if gid is not None:
+        return int(gid)
+    resp = await http.post(
+        f"{url('users')}/groups", json={"name": name, "course_code": BENCH_COURSE}
+    )
+    resp.raise_for_status()
+    return int(resp.json()["id"])
+
+
+async def join(http: httpx.AsyncClient, group_id: int, user_id: int) -> None:
+    resp = await http.post(
+        f"{url('users')}/groups/{group_id}/members", json={"user_id": user_id, "role": "member"}
+    )
+    if resp.status_code not in (201, 409):
+        raise RuntimeError(f"join failed: {resp.status_code} {resp.text[:200]}")
+
+
+# the gateway: admin token, rate limits, projection status -----------------------------------
+
+
+async def admin_token(http: httpx.AsyncClient) -> str:
+    s = settings()
+    resp = await http.post(
+        f"{url('gateway')}/auth/token",
+        data={"username": s.admin_email, "password": s.admin_password.get_secret_value()},
+    )
+    resp.raise_for_status()
+    return str(resp.json()["access_token"])
+
+
+@contextlib.asynccontextmanager
+async def rate_limit_lifted(
+    http: httpx.AsyncClient, token: str, *, ttl_s: int
+) -> AsyncIterator[None]:
+    """Give the loopback address a limit no benchmark reaches, through the admin API, so the
+    gateway still runs its limiter on every request (the cost stays in the figures) but never
+    answers 429; the override lapses by itself after ttl_s if we die before removing it."""
+    path = f"{url('gateway')}/admin/rate-limits/address/{LOOPBACK}"
+    auth = {"Authorization": f"Bearer {token}"}
+    resp = await http.put(
+        path, json={"limit": 1_000_000, "window_s": 60, "ttl_s": ttl_s}, headers=auth
+    )
+    resp.raise_for_status()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.delete(path, headers=auth)
+
+
+async def projections(http: httpx.AsyncClient, token: str | None) -> dict[str, dict[str, Any]]:
+    """Every projection's state from the service that runs it (graph, timeseries, and the
+    gateway's cache when an admin token is given)."""
+    sources = [(url("graph"), {}), (url("timeseries"), {})]
+    if token:
+        sources.append((url("gateway"), {"Authorization": f"Bearer {token}"}))
+    out: dict[str, dict[str, Any]] = {}
+    replies = await asyncio.gather(
+        *(http.get(f"{base}/projections", headers=h, timeout=5) for base, h in sources),
+        return_exceptions=True,
+    )
+    for reply in replies:
+        if isinstance(reply, httpx.Response) and reply.status_code == 200:
+            out.update({p["name"]: p for p in reply.json()})
+    return out
+
+
+async def wait_idle(
+    http: httpx.AsyncClient, token: str | None, names: Iterable[str], *, timeout_s: float
+) -> bool:
+    """Wait until the named projections have no lag; False on timeout."""
+    wanted = set(names)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = await projections(http, token)
+        if wanted <= state.keys() and all(state[n]["total_lag"] == 0 for n in wanted):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+# Kafka ----------------------------------------------------------------------------------------
+
+
+async def bench_topic(purpose: str) -> str:
+    topic = f"bench.{purpose}.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings().kafka, [topic])
+    return topic
+
+
+async def drop_topics(names: Sequence[str]) -> None:
+    """Delete bench topics (they keep everything forever otherwise)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    except Exception as exc:  # a leftover bench topic is untidy, not a failed benchmark
+        log.warning("could not delete %s: %s", names, exc)
+    finally:
+        await admin.close()
+
+
+async def tail(topic: str) -> AIOKafkaConsumer:
+    """A bare consumer (no group) on every partition of `topic`, positioned at its end."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings().kafka.bootstrap_servers, enable_auto_commit=False,
+        group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 10
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            await consumer.stop()
+            raise RuntimeError(f"no partitions of {topic} assigned")
+        await asyncio.sleep(0.05)
+    # Resolve the end offsets now, before any write we are going to time.
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+    return consumer
+
+
+# Neo4j ---------------------------------------------------------------------------------------
+
+
+async def delete_bench_graph(driver: AsyncDriver) -> None:
+    """Remove every :User/:Group node with a bench id, with its edges and tombstones."""
+    # In chunks: one transaction over every bench node could outgrow Neo4j's heap.
+    for query in _DELETE_BENCH_GRAPH:
+        while True:
+            _, summary, _ = await driver.execute_query(query, base=BENCH_ID_BASE)
+            if summary.counters.nodes_deleted == 0:
+                break
+
+
+_DELETE_BENCH_GRAPH: tuple[LiteralString, ...] = (
+    "MATCH (n:User) WHERE n.id >= $base WITH n LIMIT 5000 DETACH DELETE n",
+    "MATCH (n:Group) WHERE n.id >= $base WITH n LIMIT 5000 DETACH DELETE n",
+    "MATCH (t:Tombstone) WHERE t.id >= $base OR t.user_id >= $base OR t.group_id >= $base "
+    "WITH t LIMIT 5000 DELETE t",
+)

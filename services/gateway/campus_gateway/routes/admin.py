@@ -1,0 +1,95 @@
+"""Admin only: every projection's lag and controls in one place, and rate-limit overrides."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Request, status
+
+from campus_common import projection_api
+from campus_common.errors import NotFoundError
+from campus_gateway.ratelimit import RateLimiter
+from campus_gateway.routes.deps import Gw, admin_principal, rate_limited
+from campus_gateway.schemas import RateLimitOverride
+from campus_gateway.service import Gateway
+from campus_gateway.upstream import UpstreamError
+
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(rate_limited), Depends(admin_principal)]
+)
+# Services that run a projection named after themselves (the gateway runs `cache`).
+PROJECTION_SERVICES = ("graph", "timeseries")
+ProjectionName = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")]
+Action = Literal["pause", "resume", "rebuild"]
+Scope = Literal["user", "address"]
+Subject = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Fa-f.:]+$")]
+
+
+@router.get("/consumers")
+async def consumers(gw: Gw) -> list[dict[str, Any]]:
+    """Every projection: group, state, per-partition committed/end/lag, time lag, staleness."""
+    local = [
+        {**await projection_api.describe(r), "service": "gateway"} for r in gw.projections.values()
+    ]
+    remote = await asyncio.gather(*(_remote(gw, svc) for svc in PROJECTION_SERVICES))
+    return local + [p for found in remote for p in found]
+
+
+@router.post("/consumers/{name}/{action}")
+async def control(name: ProjectionName, action: Action, gw: Gw) -> dict[str, Any]:
+    """Pause, resume or rebuild one projection wherever it runs."""
+    runner = gw.projections.get(name)
+    if runner is not None:
+        if action == "pause":
+            runner.pause()
+        elif action == "resume":
+            runner.resume()
+        else:
+            await runner.rebuild()
+        return {**await projection_api.describe(runner), "service": "gateway"}
+    if name in PROJECTION_SERVICES:
+        reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}")
+        return {**reply.json(), "service": name}
+    raise NotFoundError(f"no projection named {name!r}")
+
+
+async def _remote(gw: Gateway, service: str) -> list[dict[str, Any]]:
+    try:
+        found = (await gw.upstream.call(service, "GET", "/projections")).json()
+    except UpstreamError as exc:
+        # The service is down: say so under the projection it runs, rather than hide it.
+        return [{"name": service, "service": service, "state": "unreachable", "error": exc.body}]
+    return [{**p, "service": service} for p in found]
+
+
+@router.put("/rate-limits/{scope}/{subject}")
+async def set_rate_limit(
+    scope: Scope, subject: Subject, body: RateLimitOverride, request: Request
+) -> dict[str, Any]:
+    """Give one user (by id) or client address its own limit for `ttl_s` seconds."""
+    limiter: RateLimiter = request.app.state.limiter
+    await limiter.set_override(
+        scope=_scope(scope),
+        subject=subject,
+        limit=body.limit,
+        window_s=body.window_s,
+        ttl_s=body.ttl_s,
+    )
+    return {"scope": scope, "subject": subject, **body.model_dump()}
+
+
+@router.delete("/rate-limits/{scope}/{subject}", status_code=status.HTTP_204_NO_CONTENT)
+async def clear_rate_limit(scope: Scope, subject: Subject, request: Request) -> None:
+    """Back to the default limits."""
+    limiter: RateLimiter = request.app.state.limiter
+    await limiter.clear_override(scope=_scope(scope), subject=subject)
+
+
+def _scope(scope: Scope) -> str:
+    return "addr" if scope == "address" else "user"
+
+
+# The projection controls every service has; on the public gateway only the admin reaches them.
+projections = APIRouter(dependencies=[Depends(rate_limited), Depends(admin_principal)])
+projections.include_router(projection_api.router)

@@ -172,9 +172,14 @@ def _probe(name: str, uid: int) -> tuple[Callable[[], bool], Callable[[], Any]]:
     if name == "cache":
 
         def cached() -> Any:
+            # Entries are "<state>:<lsn>:<json>" (V value, D deleted, S stale; see gateway cache).
             raw = stores.run(stores.redis_get(f"user:{uid}"))
-            return json.loads(raw).get("full_name") if raw else None
+            if not raw:
+                return None
+            state, _, payload = raw.split(":", 2)
+            return json.loads(payload).get("full_name") if state == "V" else f"<{state}>"
 
+        # Converged once the entry no longer shows the old name (refreshed, or marked stale).
         return (lambda: cached() != "Demo Student"), cached
 
     def count() -> Any:

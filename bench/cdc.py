@@ -1,4 +1,4 @@
-"""M1: CDC latency, PostgreSQL commit → each store, beside the Kafka hop; M8: lag under 2× load.
+"""M1: CDC latency, PostgreSQL commit → each store, beside the Kafka hop; M8: lag under 2x load.
 
 M1 updates the full_name of a pool of bench users (created through POST /users) directly in
 PostgreSQL, as the users service's own role, at a steady 200 writes/s. Every write carries a
@@ -110,7 +110,7 @@ def _redis_query(redis: Redis, tokens: Tokens) -> Any:
         raw = await redis.mget([profile_key("user", i) for i in ids])
         out = []
         for user_id, value in zip(ids, raw, strict=True):
-            entry = decode_entry(value)
+            entry = decode_entry(value if isinstance(value, bytes) else None)
             if entry is not None and entry.state == "V":
                 out.append((user_id, tokens.seq(orjson.loads(entry.data).get("full_name"))))
         return out
@@ -239,8 +239,8 @@ async def _latency(
         report.add(Figure(
             "M1", f"commit → visible in {name} p99 ({label})", round(p99, 1), "ms",
             "commit → Kafka p99", round(k99, 1),
-            "p99 ≤ 250 ms; adds ≤ 2× the Kafka hop", met,
-            note=f"{unresolved} writes not seen within {STRAGGLER_WAIT_S:g} s" if unresolved else "",
+            "p99 ≤ 250 ms; adds ≤ 2x the Kafka hop", met,
+            note=f"{unresolved} writes unseen after {STRAGGLER_WAIT_S:g} s" if unresolved else "",
         ))
         report.add(Figure(
             "M1", f"commit → visible in {name} p50 ({label})", round(p50, 1), "ms",
@@ -263,7 +263,7 @@ async def _latency(
         f"partition of `{topics.USERS}`. Neo4j, Redis and the events table are polled every "
         f"{POLL_S * 1000:g} ms for the users with writes not yet seen there; Neo4j and Redis "
         "keep only the newest value, so a newer token seen also settles older writes to that "
-        "user. Target check: p99 ≤ 250 ms and (store p99 − Kafka p99) ≤ 2 × Kafka p99. "
+        "user. Target check: p99 ≤ 250 ms and (store p99 - Kafka p99) ≤ 2 x Kafka p99. "
         "For scale, Debezium's own published figure is 499 ms p99 commit → Kafka at 6k ops/s "
         "(not measured here). Staleness comes from the heartbeat row (1 s interval) as each "
         "service reports it."
@@ -340,7 +340,7 @@ async def _lag(
             "The gateway's `cache` projection was not sampled: its GET /projections needs the "
             "admin token, which could not be obtained."
         )
-    report.sections["M8 lag under 2× load: how it was measured"] = (
+    report.sections["M8 lag under 2x load: how it was measured"] = (
         f"{writes.sent:,} user UPDATEs at {writes.rate:.0f}/s achieved for {duration_s:g} s, "
         "after a 3 s baseline; every projection's GET /projections sampled each second "
         "(plots `m8_*`: one point per second, load from about sample 3). Steady = no record "

@@ -197,7 +197,7 @@ async def rate_limit_lifted(
 async def projections(http: httpx.AsyncClient, token: str | None) -> dict[str, dict[str, Any]]:
     """Every projection's state from the service that runs it (graph, timeseries, and the
     gateway's cache when an admin token is given)."""
-    sources = [(url("graph"), {}), (url("timeseries"), {})]
+    sources: list[tuple[str, dict[str, str]]] = [(url("graph"), {}), (url("timeseries"), {})]
     if token:
         sources.append((url("gateway"), {"Authorization": f"Bearer {token}"}))
     out: dict[str, dict[str, Any]] = {}

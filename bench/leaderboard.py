@@ -33,7 +33,7 @@ from bench.env import settings
 from bench.tools import redis_benchmark
 from campus_common import topics
 from campus_common.consumer import Delivered
-from campus_common.events import Event
+from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import HOT_POSTS, LEADERBOARD, Cache, activity_key, processed_key
 from campus_gateway.config import Settings as GatewaySettings
 from campus_gateway.consumers import CacheProjection
@@ -123,10 +123,13 @@ async def _postgres(requests: int, update_s: float) -> tuple[list[float], float]
                 records=[(i, rng.randint(0, 10_000)) for i in range(1, MEMBERS + 1)],
             )
             await conn.execute("""
-                CREATE INDEX bench_leaderboard_points_idx ON bench_leaderboard (points DESC, user_id);
+                CREATE INDEX bench_leaderboard_points_idx
+                    ON bench_leaderboard (points DESC, user_id);
                 ANALYZE bench_leaderboard;
             """)
-        top10 = "SELECT user_id, points FROM bench_leaderboard ORDER BY points DESC, user_id LIMIT 10"
+        top10 = (
+            "SELECT user_id, points FROM bench_leaderboard ORDER BY points DESC, user_id LIMIT 10"
+        )
         await _timed(50, lambda: conn.fetch(top10))
         select = await _timed(requests, lambda: conn.fetch(top10))
     finally:
@@ -190,7 +193,7 @@ async def _projection(n: int) -> tuple[float, float, float]:
         started = time.perf_counter()
         for i in range(0, n, BATCH):
             t = time.perf_counter()
-            batch = []
+            batch: list[Delivered[ChangeRecord | Event]] = []
             for rec in records[i : i + BATCH]:
                 event = projection.decode(rec)
                 if not isinstance(event, Event):

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS bench_groups (
     created_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT bench_groups_pkey PRIMARY KEY (id),
     CONSTRAINT bench_groups_name_length_check CHECK (char_length(name) BETWEEN 1 AND 200),
-    CONSTRAINT bench_groups_course_code_length_check CHECK (char_length(course_code) BETWEEN 1 AND 50)
+    CONSTRAINT bench_groups_course_code_length_check
+        CHECK (char_length(course_code) BETWEEN 1 AND 50)
 )
 """
 SLOT_LAG = """
@@ -271,7 +272,7 @@ def _report(
         grow = slope([(t - start, float(lag)) for t, lag in during])
         report.add(Figure(
             "M2", "replication slot lag at the end of the writes", round(at_end / 1024), "KiB",
-            "its median during the writes", round(median / 1024), "flat (≤ 2× median, or ≤ 1 MiB)",
+            "its median during the writes", round(median / 1024), "flat (≤ 2x median, or ≤ 1 MiB)",
             flat, note=f"trend {grow / 1024:+.0f} KiB/s, max {max(lags) / 1024:.0f} KiB",
         ))
         wal_rate = (slot[-1][2] - slot[0][2]) / max(slot[-1][0] - slot[0][0], 1e-9)

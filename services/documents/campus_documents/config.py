@@ -10,9 +10,10 @@ class Settings(CampusSettings):
     docs_db_password: SecretStr
     docs_db_user: str = "campus_docs"
     docs_db_name: str = "campus"
-    # FerretDB v1 only speaks PLAIN (passed through to PostgreSQL); MongoDB 7 wants SCRAM-SHA-256.
-    docs_db_auth_mechanism: str = "PLAIN"
-    docs_db_auth_source: str = "$external"
+    # FerretDB v1 only speaks PLAIN (passed through to PostgreSQL); MongoDB 7 (docker-compose)
+    # wants SCRAM-SHA-256 against the `admin` database, where its root user lives.
+    mongo_auth_mechanism: str = "PLAIN"
+    mongo_auth_source: str = ""
     docs_db_pool_max: int = 50
     users_timeout_s: float = 3.0
     relay_batch: int = 500
@@ -25,13 +26,14 @@ class Settings(CampusSettings):
             "port": self.mongo_port,
             "username": self.docs_db_user,
             "password": self.docs_db_password.get_secret_value(),
-            "authMechanism": self.docs_db_auth_mechanism,
-            "authSource": self.docs_db_auth_source,
+            "authMechanism": self.mongo_auth_mechanism,
+            "authSource": self.mongo_auth_source
+            or ("$external" if self.mongo_auth_mechanism == "PLAIN" else "admin"),
             "tz_aware": True,
             "maxPoolSize": self.docs_db_pool_max,
             "serverSelectionTimeoutMS": 3000,
             "connectTimeoutMS": 3000,
-            "socketTimeoutMS": 10000,
+            "socketTimeoutMS": 5000,
             "appname": "campus-documents",
         }
 

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
@@ -24,18 +24,20 @@ from campus_documents.users_client import UsersClient
 log = logging.getLogger(__name__)
 
 
-async def _prepare(db: repo.Db, *, attempts: int = 30) -> None:
-    # The unique idempotency indexes must exist before the first write, so start-up waits for
-    # the server (bounded; supervisord restarts us if it never comes).
-    for attempt in range(1, attempts + 1):
+async def _prepare(db: repo.Db, ready: asyncio.Event, relay: OutboxRelay) -> None:
+    # The unique idempotency indexes must exist before the first write: requests get a 503
+    # until they do. Meanwhile the app serves /health (degraded), so the stack sees it is up.
+    delay = 0.5
+    while True:
         try:
             await repo.ensure_indexes(db)
-            return
-        except ConnectionFailure as exc:
-            if attempt == attempts:
-                raise
-            log.warning("document store not reachable yet (%s); retrying", exc)
-            await asyncio.sleep(min(attempt, 5))
+            break
+        except PyMongoError as exc:
+            log.warning("document store not ready (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    ready.set()
+    await relay.start()
 
 
 @asynccontextmanager
@@ -47,9 +49,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         base_url=settings.service_url("users"), timeout=settings.users_timeout_s
     )
     relay: OutboxRelay | None = None
+    preparing: asyncio.Task[None] | None = None
     try:
         db = client[settings.docs_db_name]
-        await _prepare(db)
         store = Store(db=db)
         relay = OutboxRelay(
             db=db,
@@ -67,9 +69,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await repo.ping(db)
 
         app.state.health_checks = {"mongo": mongo, "outbox_relay": relay.check}
-        await relay.start()
+        app.state.ready = asyncio.Event()
+        preparing = asyncio.create_task(_prepare(db, app.state.ready, relay), name="prepare")
         yield
     finally:
+        if preparing is not None and not preparing.done():
+            preparing.cancel()
         if relay is not None:
             await relay.stop()
         await http.aclose()

@@ -91,8 +91,10 @@ class OutboxRelay:
                 await self._producer.stop()
 
     async def check(self) -> None:
-        """Health: raises while the relay cannot reach Kafka."""
-        if not self.connected:
+        """Health: raises while the relay cannot publish (Kafka or the store is down)."""
+        if self._task is None:
+            raise ConnectionError("outbox relay not started: waiting for the document store")
+        if not self.connected or self.last_error:
             raise ConnectionError(self.last_error or "outbox relay not connected to Kafka yet")
 
     # the loop ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
-from campus_common.errors import InvalidError
+from campus_common.errors import InvalidError, UnavailableError
 from campus_common.web import MAX_ID
 from campus_documents import service
 from campus_documents.schemas import (
@@ -55,6 +55,8 @@ REPLAYED = "Idempotent-Replayed"
 
 
 def get_store(request: Request) -> Store:
+    if not request.app.state.ready.is_set():
+        raise UnavailableError("the document store is not ready yet, try again shortly")
     return request.app.state.store  # type: ignore[no-any-return]
 
 

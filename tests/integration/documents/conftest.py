@@ -142,7 +142,9 @@ async def start_instance(
         while time.monotonic() < deadline:
             assert process.returncode is None, "the instance exited during start-up"
             try:
-                if (await http.get(f"{instance.url}/health")).status_code in (200, 503):
+                # 404 once the store is ready (503 before): the id exists nowhere.
+                probe = await http.get(f"{instance.url}/posts/{'0' * 24}")
+                if probe.status_code == 404:
                     return instance
             except httpx.TransportError:
                 pass

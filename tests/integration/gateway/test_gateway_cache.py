@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 import pytest
+from gateway_helpers import Account
+from redis.asyncio import Redis
+
 from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import LEADERBOARD, Cache, decode_entry
 from campus_gateway.config import get_settings
 from campus_gateway.consumers import CacheProjection
-from gateway_helpers import Account
-from redis.asyncio import Redis
-
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 
@@ -178,3 +178,45 @@ async def test_hot_posts_rank_engagement(
     # Written at `created`, pushed an hour forward by its comment.
     boosted = await eventually(score, until=lambda s: s is not None and s >= created + 3599)
     assert boosted == pytest.approx(created + 3600, abs=2)
+
+
+async def test_a_paused_projection_lags_and_converges_after_resume(
+    http: httpx.AsyncClient, gw: str, account: Account, admin: Account, stack: StackSettings
+) -> None:
+    """The eventual-consistency demo for the cache, through /admin/consumers."""
+    url = f"{gw}/users/{account.id}"
+    await cache_header(http, url)
+    assert (await cache_header(http, url))[0] == "hit"
+
+    async def cache_lag() -> int:
+        rows = (await http.get(f"{gw}/admin/consumers", headers=admin.auth)).json()
+        return int(next(r for r in rows if r["name"] == "cache")["total_lag"])
+
+    paused = await http.post(f"{gw}/admin/consumers/cache/pause", headers=admin.auth)
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    try:
+        changed = await http.put(
+            f"{stack.service_url('users')}/users/{account.id}", json={"full_name": "While Paused"}
+        )
+        assert changed.status_code == 200
+        await eventually(cache_lag, until=lambda lag: lag > 0)
+        assert (await cache_header(http, url))[1]["full_name"] == "Ada Student"  # stale, as paused
+    finally:
+        resumed = await http.post(f"{gw}/admin/consumers/cache/resume", headers=admin.auth)
+        assert resumed.status_code == 200 and resumed.json()["state"] == "running"
+    await eventually(
+        lambda: cache_header(http, url), until=lambda r: r[1]["full_name"] == "While Paused"
+    )
+
+
+async def test_admin_consumers_lists_every_projection(
+    http: httpx.AsyncClient, gw: str, admin: Account
+) -> None:
+    rows = (await http.get(f"{gw}/admin/consumers", headers=admin.auth)).json()
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) >= {"cache", "graph", "timeseries"}
+    for row in by_name.values():
+        assert row["state"] in ("running", "paused")
+        assert {"group_id", "partitions", "total_lag", "time_lag_s", "staleness_s"} <= set(row)
+    unknown = await http.post(f"{gw}/admin/consumers/nope/pause", headers=admin.auth)
+    assert unknown.status_code == 404

@@ -11,11 +11,12 @@ import uuid
 
 import httpx
 import pytest
+from gateway_helpers import Account
+from redis.asyncio import Redis
+
 from campus_gateway.cache import Cache
 from campus_gateway.config import get_settings
 from campus_gateway.ratelimit import RateLimiter
-from gateway_helpers import Account
-from redis.asyncio import Redis
 
 pytestmark = pytest.mark.integration
 

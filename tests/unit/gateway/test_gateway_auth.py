@@ -8,6 +8,9 @@ import time
 
 import jwt
 import pytest
+from fastapi import HTTPException
+from pydantic import SecretStr
+
 from campus_common.errors import ForbiddenError
 from campus_gateway.auth import (
     Principal,
@@ -17,8 +20,6 @@ from campus_gateway.auth import (
     issue_token,
 )
 from campus_gateway.config import Settings
-from fastapi import HTTPException
-from pydantic import SecretStr
 
 pytestmark = pytest.mark.unit
 

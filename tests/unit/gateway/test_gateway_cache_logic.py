@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from campus_gateway.cache import decode_entry, encode_entry
 from campus_gateway.service import normalize, posts_in
 

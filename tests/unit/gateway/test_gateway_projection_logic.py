@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
 from campus_common import topics
 from campus_common.consumer import PoisonRecordError
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import HOT_POSTS, LEADERBOARD, Cache
 from campus_gateway.config import Settings
 from campus_gateway.consumers import POINTS, CacheProjection
-from pydantic import SecretStr
-from redis.asyncio import Redis
 
 pytestmark = pytest.mark.unit
 

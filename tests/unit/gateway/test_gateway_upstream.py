@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pydantic import SecretStr
+
 from campus_gateway.config import Settings
 from campus_gateway.upstream import Upstream, UpstreamError, forwarded_headers
-from pydantic import SecretStr
 
 pytestmark = pytest.mark.unit
 

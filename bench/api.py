@@ -1,0 +1,505 @@
+"""M4: gateway requests/s and p99 at 64 connections; the documents and time-series services.
+
+Load comes from wrk (one thread, 64 connections, a warm-up second first), the anchors from
+the same run: a bare FastAPI "hello" app under uvicorn with one worker (started here on a
+free loopback port, with the services' uvicorn options) and the real redis-benchmark GET.
+The gateway's rate limiter stays on; the loopback address gets an admin override for the run
+so no request is refused.
+
+Uncached GET /users/{id}: wrk walks through 50 bench users while a side task deletes their
+`user:{id}` entries every 10 ms; each id comes back only every ~50 requests, so nearly every
+request misses. The wrk script counts the `X-Cache` header of every answer, and the report
+gives the share that really missed.
+
+Documents: posts created through POST /groups/{id}/posts (real bench group and member, events
+flowing through the relay), and the feed page of 20 over 10k/100k posts seeded straight into
+FerretDB for 100 bench-only group ids (≥ 10^12). Time series: GET /analytics and the timeline;
+in the full run the table is first topped up to 1M events with bench rows. Everything a run
+adds is removed at the end, including its traces in Redis and the events table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+import httpx
+import orjson
+from bson import ObjectId
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from bench import fixtures
+from bench.core import ROOT, Figure, Report, percentile
+from bench.env import settings
+from bench.tools import (
+    COUNT_CACHE_LUA,
+    WrkResult,
+    post_json_lua,
+    redis_benchmark,
+    rotate_paths_lua,
+    wrk,
+)
+from campus_common import topics
+from campus_documents import repository as docs_repo
+from campus_documents.config import Settings as DocumentsSettings
+from campus_gateway.cache import HOT_POSTS, LEADERBOARD, activity_key, processed_key
+from campus_gateway.config import Settings as GatewaySettings
+
+CONNECTIONS = 64
+SEED_GROUPS = 100
+SEED_AUTHOR = fixtures.BENCH_ID_BASE
+DIRECT_GROUP = fixtures.BENCH_ID_BASE + SEED_GROUPS  # the direct-insert anchor's posts
+ANALYTICS_TARGET_ROWS = 1_000_000
+
+
+@dataclass
+class Bench:
+    http: httpx.AsyncClient
+    token: str
+    users: list[int]
+    author: int
+    group: int
+    seconds: float
+    quick: bool
+
+
+# the bare anchor app ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((fixtures.LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def hello_app(http: httpx.AsyncClient) -> AsyncIterator[str]:
+    """bench.hello under uvicorn, one worker, for the duration of the block."""
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "bench.hello:app", "--host", fixtures.LOOPBACK,
+        "--port", str(port), "--no-access-log", "--log-level", "warning", cwd=ROOT,
+    )
+    base = f"http://{fixtures.LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{base}/")).status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.returncode is not None:
+                raise RuntimeError("the hello app did not start")
+            await asyncio.sleep(0.2)
+        yield base
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 10)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _load(url: str, seconds: float, script: str | None = None) -> WrkResult:
+    await wrk(url, duration_s=1, connections=CONNECTIONS, script=script)  # warm-up
+    return await wrk(url, duration_s=seconds, connections=CONNECTIONS, script=script)
+
+
+# M4: the gateway -----------------------------------------------------------------------------
+
+
+async def _evict_forever(keys: list[str], stop: asyncio.Event) -> None:
+    redis = fixtures.redis_client()
+    try:
+        while not stop.is_set():
+            await redis.delete(*keys)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.01)
+    finally:
+        await redis.aclose()
+
+
+async def _gateway(report: Report, b: Bench) -> None:
+    gw = fixtures.url("gateway")
+    paths = [f"/users/{i}" for i in b.users]
+    for p in paths:  # fill the cache
+        (await b.http.get(f"{gw}{p}")).raise_for_status()
+    results: dict[str, WrkResult] = {}
+    async with hello_app(b.http) as hello_url:
+        results["hello"] = await _load(f"{hello_url}/", b.seconds)
+    results["health"] = await _load(f"{gw}/health", b.seconds)
+    counted = rotate_paths_lua(paths) + COUNT_CACHE_LUA
+    results["cached"] = await _load(f"{gw}/users", b.seconds, counted)
+    stop = asyncio.Event()
+    evictor = asyncio.create_task(_evict_forever([f"user:{i}" for i in b.users], stop))
+    try:
+        results["uncached"] = await _load(f"{gw}/users", b.seconds, counted)
+    finally:
+        stop.set()
+        await evictor
+    results["feed"] = await _load(f"{gw}/groups/{b.group}/posts/feed?limit=20", b.seconds)
+    s = settings()
+    get = await redis_benchmark(
+        host=s.redis_host, port=s.redis_port, password=s.redis_password.get_secret_value(),
+        requests=100_000, clients=CONNECTIONS, args=["-t", "get"],
+    )
+
+    hello = results["hello"]
+    rows = [
+        ("health", "GET /health (checks every dependency)", None, None),
+        ("cached", "cached GET /users/{id}", "≥ 50 % of bare uvicorn and ≥ 1,500 req/s",
+         "≤ 25 ms"),
+        ("uncached", "uncached GET /users/{id}", None, None),
+        ("feed", "GET /groups/{id}/posts/feed?limit=20 (enriched)", None, None),
+    ]
+    for key, label, rps_target, p99_target in rows:
+        r = results[key]
+        note = _note(r)
+        report.add(Figure(
+            "M4", f"gateway {label}, {CONNECTIONS} connections", round(r.requests_per_s),
+            "req/s", "bare uvicorn JSON app, 1 worker", round(hello.requests_per_s), rps_target,
+            (r.requests_per_s >= 0.5 * hello.requests_per_s and r.requests_per_s >= 1500)
+            if rps_target else None, note=note,
+        ))
+        report.add(Figure(
+            "M4", f"gateway {label} p99", round(r.p99_ms, 2), "ms", "bare uvicorn p99",
+            round(hello.p99_ms, 2), p99_target, r.p99_ms <= 25 if p99_target else None,
+        ))
+    report.add(Figure(
+        "M4", "cached GET /users/{id} through the gateway", round(results["cached"].requests_per_s),
+        "req/s", f"redis-benchmark GET ({CONNECTIONS} clients)", round(get.requests_per_s),
+    ))
+    report.sections["M4 load generator"] = (
+        f"wrk 4.1, 1 thread, {CONNECTIONS} connections, {b.seconds:g} s per endpoint after a 1 s "
+        f"warm-up. Bare uvicorn: {hello.requests_per_s:.0f} req/s, p50 {hello.p50_ms:.2f} ms. "
+        f"redis-benchmark GET: {get.requests_per_s:.0f} req/s, p99 {get.p99_ms} ms. "
+        "The cached profile rotates over 50 bench users; the uncached one deletes their cache "
+        "entries every 10 ms meanwhile (hit/miss counts from the X-Cache header are in the notes)."
+    )
+
+
+def _note(r: WrkResult) -> str:
+    parts = []
+    if "hits" in r.extra or "misses" in r.extra:
+        total = r.extra.get("hits", 0) + r.extra.get("misses", 0)
+        if total:
+            parts.append(f"{r.extra.get('misses', 0) / total:.0%} cache misses")
+    if r.non_2xx:
+        parts.append(f"{r.non_2xx} non-2xx answers")
+    if r.socket_errors:
+        parts.append(f"{r.socket_errors} socket errors")
+    return "; ".join(parts)
+
+
+# documents: creating posts with events flowing -------------------------------------------------
+
+
+@dataclass
+class Created:
+    result: WrkResult
+    events: int
+    event_ids: list[str]
+    post_ids: list[str]
+    relay_tail_s: float
+
+
+async def _create_posts(b: Bench) -> Created:
+    docs = fixtures.url("documents")
+    body = orjson.dumps({
+        "author_id": b.author, "type": "note", "title": "Bench post",
+        "body": "Notes from the benchmark run. " * 8, "tags": ["bench"],
+    }).decode()
+    consumer = await fixtures.tail(topics.DOCUMENT_EVENTS)
+    event_ids: list[str] = []
+    post_ids: list[str] = []
+    last = 0.0
+    expected = sys.maxsize
+    stop, enough = asyncio.Event(), asyncio.Event()
+
+    async def count() -> None:
+        nonlocal last
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            for records in batch.values():
+                for rec in records:
+                    event = orjson.loads(rec.value or b"null") or {}
+                    payload = event.get("payload") or {}
+                    if (event.get("type") == "post.created" and payload.get("group_id") == b.group
+                            and payload.get("author_id") == b.author):
+                        event_ids.append(str(event["id"]))
+                        post_ids.append(str(payload["post_id"]))
+                        last = time.time()
+            if len(event_ids) >= expected:
+                enough.set()
+
+    counter = asyncio.create_task(count())
+    try:
+        result = await _load(f"{docs}/groups/{b.group}/posts", b.seconds, post_json_lua(body))
+        ended = time.time()
+        expected = result.requests - result.non_2xx
+        if len(event_ids) >= expected:
+            enough.set()
+        # The warm-up second created posts too: wait for at least the timed ones' events.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), 60)
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(counter, 10)
+        await consumer.stop()
+    return Created(result, len(event_ids), event_ids, post_ids, max(last - ended, 0.0))
+
+
+def _seed_doc(i: int, group: int, at: datetime) -> dict[str, Any]:
+    """A post shaped as the documents service stores it (no pending event: never relayed)."""
+    oid = ObjectId()
+    return {
+        "_id": oid, "author_id": SEED_AUTHOR, "group_id": group, "type": "note",
+        "title": f"Bench post {i}", "body": "Seeded for the feed benchmark. " * 10,
+        "tags": ["bench"], "attachments": [], "meta": {"likes": 0}, "liked_by": [],
+        "created_at": at, "updated_at": at, "schema_version": 1, "rev": 0, "deleted_at": None,
+        "idempotency_key": f"bench:{oid}", "request_hash": "bench",
+    }
+
+
+async def _direct_inserts(db: Any, seconds: float) -> float:
+    """Anchor: insert_one/s straight into FerretDB with the same concurrency."""
+    deadline = time.monotonic() + seconds
+    done = 0
+    at = datetime.now(UTC)
+
+    async def loop() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await db[docs_repo.POSTS].insert_one(_seed_doc(done, DIRECT_GROUP, at))
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(loop() for _ in range(CONNECTIONS)))
+    return done / (time.monotonic() - started)
+
+
+async def _feed(
+    db: Any, b: Bench, posts: int, requests: int
+) -> tuple[list[float], list[float], float]:
+    """Seed `posts` across SEED_GROUPS bench groups; time the feed at the service and direct."""
+    groups = [fixtures.BENCH_ID_BASE + g for g in range(SEED_GROUPS)]
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    for i in range(0, posts, 1000):
+        await db[docs_repo.POSTS].insert_many([
+            _seed_doc(j, groups[j % SEED_GROUPS], now - timedelta(minutes=j))
+            for j in range(i, min(i + 1000, posts))
+        ], ordered=False)
+    seeded_s = time.monotonic() - started
+    rng = random.Random(9)
+    docs = fixtures.url("documents")
+    service, direct = [], []
+    for _ in range(20):  # warm up
+        await b.http.get(f"{docs}/groups/{rng.choice(groups)}/posts/feed", params={"limit": 20})
+    for _ in range(requests):
+        g = rng.choice(groups)
+        t = time.perf_counter()
+        resp = await b.http.get(f"{docs}/groups/{g}/posts/feed", params={"limit": 20})
+        service.append(time.perf_counter() - t)
+        if resp.status_code != 200 or len(resp.json()["items"]) != 20:
+            raise RuntimeError(f"feed: {resp.status_code} {resp.text[:200]}")
+        t = time.perf_counter()
+        await docs_repo.find_posts(db, where={"group_id": g}, after=None, limit=21)
+        direct.append(time.perf_counter() - t)
+    return service, direct, seeded_s
+
+
+async def _documents(report: Report, b: Bench, db: Any) -> Created:
+    created = await _create_posts(b)
+    direct_rate = await _direct_inserts(db, min(b.seconds, 5.0))
+    r = created.result
+    posts_per_s = r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0
+    report.add(Figure(
+        "M4", f"posts created/s through the documents service, {CONNECTIONS} connections",
+        round(posts_per_s), "posts/s", "insert_one/s straight into FerretDB, same concurrency",
+        round(direct_rate), "≥ 500/s", posts_per_s >= 500, note=_note(r),
+    ))
+    report.add(Figure(
+        "M4", "POST /groups/{id}/posts p99", round(r.p99_ms, 2), "ms",
+        "p50", round(r.p50_ms, 2),
+    ))
+    report.sections["M4 documents writes"] = (
+        f"{r.requests:,} posts in {b.seconds:g} s by one bench member of one bench group (each "
+        "POST asks the users service about the membership). The relay published "
+        f"{created.events:,} post.created events for them (the warm-up second's included); the "
+        f"last reached Kafka {created.relay_tail_s:.1f} s after the load stopped."
+    )
+    posts = 10_000 if b.quick else 100_000
+    requests = 300 if b.quick else 1000
+    service, direct, seeded_s = await _feed(db, b, posts, requests)
+    for q in (50, 99):
+        svc, dr = percentile(service, q) * 1000, percentile(direct, q) * 1000
+        report.add(Figure(
+            "M4", f"feed page of 20 at the documents service p{q} ({posts:,} posts, "
+            f"{SEED_GROUPS} groups)", round(svc, 2), "ms",
+            f"the same query straight from FerretDB (pymongo) p{q}", round(dr, 2),
+            "p99 ≤ 20 ms" if q == 99 else None, svc <= 20 if q == 99 else None,
+        ))
+    report.series["latency:documents_feed"] = service
+    report.sections["M4 feed data"] = (
+        f"{posts:,} posts inserted straight into FerretDB in {seeded_s:.0f} s for group ids "
+        f"{fixtures.BENCH_ID_BASE}…+{SEED_GROUPS - 1} (no events), read with random groups, "
+        f"{requests} sequential requests, and deleted afterwards."
+    )
+    return created
+
+
+async def _forget_posts(b: Bench, db: Any, created: Created, hot_before: list[tuple[bytes, float]],
+                        since: datetime) -> None:
+    """Remove what the created posts left in the product: leaderboard points, hot posts,
+    activity list, dedupe markers, events rows, and the posts themselves."""
+    await fixtures.wait_idle(b.http, b.token, ["cache", "timeseries"], timeout_s=120)
+    redis = fixtures.redis_client()
+    try:
+        await redis.zrem(LEADERBOARD, b.author)
+        if created.post_ids:
+            await redis.zrem(HOT_POSTS, *created.post_ids)
+        if hot_before:
+            # Bench posts may have pushed real ones out of the capped set: put them back.
+            await redis.zadd(HOT_POSTS, dict(hot_before), gt=True)
+            await redis.zremrangebyrank(HOT_POSTS, 0, -GatewaySettings().hot_posts_max - 1)
+        await redis.delete(activity_key(b.group))
+        for i in range(0, len(created.event_ids), 10_000):
+            await redis.delete(*(processed_key(e) for e in created.event_ids[i : i + 10_000]))
+    finally:
+        await redis.aclose()
+    conn = await asyncpg.connect(fixtures.ts_dsn())
+    try:
+        await conn.execute(
+            "DELETE FROM events WHERE user_id = $1 AND event_type LIKE 'post.%' AND time >= $2",
+            b.author, since,
+        )
+    finally:
+        await conn.close()
+    await db[docs_repo.POSTS].delete_many({"author_id": b.author, "group_id": b.group})
+
+
+# time series: analytics at (up to) 1M events --------------------------------------------------
+
+
+async def _analytics(report: Report, b: Bench) -> None:
+    ts = fixtures.url("timeseries")
+    conn = await AsyncConnection.connect(fixtures.ts_dsn(), autocommit=True)
+    added = 0
+    since = datetime.now(UTC) - timedelta(days=1, minutes=5)
+    try:
+        row = await (await conn.execute("SELECT count(*) FROM events")).fetchone()
+        total = int(row[0]) if row else 0
+        if not b.quick and total < ANALYTICS_TARGET_ROWS:
+            added = ANALYTICS_TARGET_ROWS - total
+            await _add_events(conn, added)
+            await conn.execute("SELECT refresh_rollups()")
+        requests = 200 if b.quick else 500
+        timings: dict[str, list[float]] = {}
+        for name, path in [("analytics", "/analytics"),
+                           ("timeline", "/analytics/timeline?bucket=1m"),
+                           ("health", "/health")]:
+            for _ in range(10):
+                await b.http.get(f"{ts}{path}")
+            out = []
+            for _ in range(requests):
+                t = time.perf_counter()
+                resp = await b.http.get(f"{ts}{path}")
+                out.append(time.perf_counter() - t)
+                if resp.status_code != 200:
+                    raise RuntimeError(f"{path}: {resp.status_code} {resp.text[:200]}")
+            timings[name] = out
+    finally:
+        if added:
+            await conn.execute(
+                "DELETE FROM events WHERE source = 'bench' AND event_type = 'bench.analytics' "
+                "AND time >= %s", (since,),
+            )
+            await conn.execute("SELECT refresh_rollups()")
+        await conn.close()
+    rows = total + added
+    health99 = percentile(timings["health"], 99) * 1000
+    for name, label in [("analytics", "GET /analytics"),
+                        ("timeline", "GET /analytics/timeline?bucket=1m")]:
+        p99 = percentile(timings[name], 99) * 1000
+        report.add(Figure(
+            "M4", f"{label} at the time-series service p99 ({rows:,} events)", round(p99, 2),
+            "ms", "GET /health of the same service (one SELECT 1) p99", round(health99, 2),
+            "≤ 50 ms", p99 <= 50,
+        ))
+        report.series[f"latency:{name}"] = timings[name]
+    if added:
+        report.sections["M4 analytics data"] = (
+            f"The events table held {total:,} rows; {added:,} bench rows (source `bench`, spread "
+            "over the last 24 h) were added for the run, the rollups refreshed, and both "
+            "removed again afterwards."
+        )
+
+
+async def _add_events(conn: AsyncConnection[Any], n: int) -> None:
+    now = datetime.now(UTC)
+    rng = random.Random(13)
+    kinds = ["post.created", "post.liked", "comment.created", "user.updated", "friend.added"]
+    async with conn.cursor() as cur, cur.copy(
+        "COPY events (time, user_id, event_type, properties, source, dedupe_key) FROM STDIN "
+        "(FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["timestamptz", "int8", "text", "jsonb", "text", "text"])
+        for i in range(n):
+            await copy.write_row((
+                now - timedelta(seconds=rng.uniform(0, 86_400)),
+                fixtures.BENCH_ID_BASE + rng.randrange(10_000), "bench.analytics",
+                Jsonb({"kind": rng.choice(kinds), "n": i}), "bench", f"bench-analytics:{i}:{now}",
+            ))
+
+
+async def _hot_posts(redis: Redis) -> list[tuple[bytes, float]]:
+    rows = cast(list[tuple[bytes, float]], await redis.zrange(HOT_POSTS, 0, -1, withscores=True))
+    return [(member, float(score)) for member, score in rows]
+
+
+# the module ------------------------------------------------------------------------------------
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    seconds = 5.0 if quick else 20.0
+    since = datetime.now(UTC)
+    docs_settings = DocumentsSettings()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**docs_settings.mongo_options())
+    db = mongo[docs_settings.docs_db_name]
+    redis = fixtures.redis_client()
+    async with fixtures.http_client() as http:
+        token = await fixtures.admin_token(http)
+        users = await fixtures.bench_users(http, 50)
+        (author,) = await fixtures.bench_users(http, 1, prefix="bench-author")
+        group = await fixtures.bench_group(http, "feed")
+        await fixtures.join(http, group, author)
+        b = Bench(http, token, users, author, group, seconds, quick)
+        hot_before = await _hot_posts(redis)
+        created: Created | None = None
+        try:
+            async with fixtures.rate_limit_lifted(http, token, ttl_s=int(12 * seconds + 600)):
+                created = await _documents(report, b, db)
+                await _gateway(report, b)
+            await _analytics(report, b)
+        finally:
+            await db[docs_repo.POSTS].delete_many({"group_id": {"$gte": fixtures.BENCH_ID_BASE}})
+            if created is not None:
+                await _forget_posts(b, db, created, hot_before, since)
+            await redis.aclose()
+            await mongo.close()

@@ -21,6 +21,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -105,16 +106,28 @@ async def _gateway_top10(report: Report, requests: int) -> dict[str, list[float]
     return {"gateway": gw, "redis": raw}
 
 
-async def _postgres(requests: int, update_s: float) -> tuple[list[float], float]:
+@dataclass
+class PgLeaderboard:
+    select: list[float]  # top 10 with the index on points
+    select_plain: list[float]  # top 10 on the brief's table: primary key only
+    updates_per_s: float
+    plan: str
+    plan_plain: str
+
+
+TOP10 = "SELECT user_id, points FROM {table} ORDER BY points DESC, user_id LIMIT 10"
+
+
+async def _postgres(requests: int, update_s: float) -> PgLeaderboard:
     await fixtures.ensure_bench_db()
     dsn = settings().superuser_dsn("campus_bench")
     conn = await asyncpg.connect(dsn)
     try:
-        if await conn.fetchval("SELECT to_regclass('bench_leaderboard') IS NULL") or (
+        if await conn.fetchval("SELECT to_regclass('bench_leaderboard_plain') IS NULL") or (
             await conn.fetchval("SELECT count(*) FROM bench_leaderboard") != MEMBERS
         ):
             await conn.execute("""
-                DROP TABLE IF EXISTS bench_leaderboard;
+                DROP TABLE IF EXISTS bench_leaderboard, bench_leaderboard_plain;
                 CREATE TABLE bench_leaderboard (user_id bigint PRIMARY KEY, points bigint NOT NULL);
             """)
             rng = random.Random(5)
@@ -125,13 +138,20 @@ async def _postgres(requests: int, update_s: float) -> tuple[list[float], float]
             await conn.execute("""
                 CREATE INDEX bench_leaderboard_points_idx
                     ON bench_leaderboard (points DESC, user_id);
-                ANALYZE bench_leaderboard;
+                CREATE TABLE bench_leaderboard_plain AS SELECT * FROM bench_leaderboard;
+                ALTER TABLE bench_leaderboard_plain ADD PRIMARY KEY (user_id);
+                ANALYZE bench_leaderboard; ANALYZE bench_leaderboard_plain;
             """)
-        top10 = (
-            "SELECT user_id, points FROM bench_leaderboard ORDER BY points DESC, user_id LIMIT 10"
-        )
-        await _timed(50, lambda: conn.fetch(top10))
-        select = await _timed(requests, lambda: conn.fetch(top10))
+        indexed = TOP10.format(table="bench_leaderboard")
+        plain = TOP10.format(table="bench_leaderboard_plain")
+        await _timed(50, lambda: conn.fetch(indexed))
+        select = await _timed(requests, lambda: conn.fetch(indexed))
+        await _timed(5, lambda: conn.fetch(plain))
+        select_plain = await _timed(max(requests // 3, 50), lambda: conn.fetch(plain))
+        plans = []
+        for query in (indexed, plain):
+            rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + query)
+            plans.append("\n".join(r[0] for r in rows))
     finally:
         await conn.close()
 
@@ -155,7 +175,9 @@ async def _postgres(requests: int, update_s: float) -> tuple[list[float], float]
     finally:
         for c in conns:
             await c.close()
-    return select, done / (time.monotonic() - started)
+    return PgLeaderboard(
+        select, select_plain, done / (time.monotonic() - started), plans[0], plans[1]
+    )
 
 
 def _events(n: int) -> list[bytes]:
@@ -230,7 +252,7 @@ async def run(report: Report, *, quick: bool) -> None:
     requests = 300 if quick else 2000
     events = 20_000 if quick else 100_000
     top = await _gateway_top10(report, requests)
-    select, pg_updates = await _postgres(requests, 5.0 if quick else 20.0)
+    pg = await _postgres(requests, 5.0 if quick else 20.0)
     s = settings()
     zincrby = await redis_benchmark(
         host=s.redis_host, port=s.redis_port, password=s.redis_password.get_secret_value(),
@@ -247,7 +269,8 @@ async def run(report: Report, *, quick: bool) -> None:
 
     gw_ms = [x * 1000 for x in top["gateway"]]
     raw_ms = [x * 1000 for x in top["redis"]]
-    pg_ms = [x * 1000 for x in select]
+    pg_ms = [x * 1000 for x in pg.select]
+    plain_ms = [x * 1000 for x in pg.select_plain]
     label = f"{MEMBERS // 1000}k members, {requests} sequential requests"
     gw99, pg99 = percentile(gw_ms, 99), percentile(pg_ms, 99)
     report.add(Figure(
@@ -275,11 +298,19 @@ async def run(report: Report, *, quick: bool) -> None:
         "updates/s", "redis-benchmark ZINCRBY", round(zincrby.requests_per_s),
     ))
     report.add(Figure(
-        "M5", "PostgreSQL UPDATE points = points + 1, 4 connections", round(pg_updates),
+        "M5", "PostgreSQL top 10 without an index on points (the brief's table) p99",
+        round(percentile(plain_ms, 99), 2), "ms", "with the index p99", round(pg99, 2),
+    ))
+    report.add(Figure(
+        "M5", "PostgreSQL UPDATE points = points + 1, 4 connections", round(pg.updates_per_s),
         "updates/s", "redis-benchmark ZINCRBY", round(zincrby.requests_per_s),
     ))
     report.series["latency:leaderboard_gateway"] = top["gateway"]
-    report.series["latency:leaderboard_postgres"] = select
+    report.series["latency:leaderboard_postgres"] = pg.select
+    report.sections["M5 PostgreSQL plans (100k rows)"] = (
+        f"With the index on (points DESC, user_id):\n```\n{pg.plan}\n```\n\n"
+        f"Primary key only:\n```\n{pg.plan_plain}\n```\n"
+    )
     report.sections["M5 how the updates were measured"] = (
         f"{events:,} `post.liked` events decoded and applied by the gateway's own "
         f"`CacheProjection` in this process, in batches of {BATCH}, on Redis database "

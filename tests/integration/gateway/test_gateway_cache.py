@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -126,14 +125,14 @@ async def test_the_projection_is_idempotent_and_order_safe(redis: Redis) -> None
     cache = Cache(redis, settings)
     projection = CacheProjection(cache, settings)
     user_id = random.randint(10**15, 10**16)  # far above any real id: no clash with real data
+    liked = Event(
+        type="post.liked",
+        source="test",
+        key="p",
+        user_id=1,
+        payload={"post_id": "p", "group_id": None, "user_id": 1, "author_id": user_id},
+    )
     try:
-        liked = Event(
-            type="post.liked",
-            source="test",
-            key="p",
-            user_id=1,
-            payload={"post_id": "p", "group_id": None, "user_id": 1, "author_id": user_id},
-        )
         batch = [Delivered(topics.DOCUMENT_EVENTS, 0, i, 0, None, liked) for i in range(3)]
         await projection.apply(batch)
         await projection.apply(batch)
@@ -158,7 +157,7 @@ async def test_the_projection_is_idempotent_and_order_safe(redis: Redis) -> None
         assert entry is not None and entry.lsn == 200
         assert orjson.loads(entry.data)["full_name"] == "newer"
     finally:
-        await redis.delete(f"user:{user_id}", f"processed:{uuid.UUID(int=0)}")
+        await redis.delete(f"user:{user_id}", f"processed:{liked.id}")
         await redis.zrem(LEADERBOARD, str(user_id))
 
 

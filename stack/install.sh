@@ -18,6 +18,7 @@ if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VER
   python3 -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" 2>&1 | grep -v "as the 'root' user" || true
 fi
 (cd "$CAMPUS_ROOT" && uv sync --frozen --quiet)
+"$STACK_SRC/dashboard-install.sh"
 
 for line in "${COMPONENTS[@]}"; do
   read -r name _ _ <<<"$line"

@@ -14,7 +14,7 @@ ensure_env() {
     tmp="$(mktemp)"
     while IFS= read -r line; do
       if [[ "$line" == *=__generate__ ]]; then
-        echo "${line%%=*}=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)"
+        echo "${line%%=*}=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
       else
         echo "$line"
       fi
@@ -29,7 +29,7 @@ ensure_env() {
     local name="${line%%=*}"
     grep -q "^$name=" "$CAMPUS_ROOT/.env" || {
       if [[ "$line" == *=__generate__ ]]; then
-        echo "$name=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)" >>"$CAMPUS_ROOT/.env"
+        echo "$name=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)" >>"$CAMPUS_ROOT/.env"
       else
         echo "$line" >>"$CAMPUS_ROOT/.env"
       fi

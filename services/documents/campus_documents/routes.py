@@ -54,13 +54,13 @@ IdempotencyKey = Annotated[
 REPLAYED = "Idempotent-Replayed"
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     if not request.app.state.ready.is_set():
         raise UnavailableError("the document store is not ready yet, try again shortly")
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-def get_users(request: Request) -> UsersClient:
+async def get_users(request: Request) -> UsersClient:
     return request.app.state.users  # type: ignore[no-any-return]
 
 

@@ -45,7 +45,7 @@ async def page() -> FileResponse:
 async def vendor(name: str) -> FileResponse:
     path = VENDOR.get(name)
     if path is None or not path.exists():
-        raise NotFoundError(f"{name} is not installed: run `make up` (it runs npm ci for the dashboard)")
+        raise NotFoundError(f"{name} is missing: `make up` installs the dashboard's npm packages")
     return FileResponse(path, media_type="text/javascript")
 
 
@@ -71,12 +71,24 @@ async def _slots(gw: Any) -> list[dict[str, Any]]:
 
 async def snapshot(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
     """One frame of the dashboard: projections, connector, slot."""
-    projections, connector, slots = await asyncio.gather(consumers(gw), _connector(http), _slots(gw))
+    projections, connector, slots = await asyncio.gather(
+        consumers(gw), _connector(http), _slots(gw)
+    )
     return {
         "t": time.time(),
         "projections": [
-            {k: p.get(k) for k in ("name", "service", "state", "total_lag", "time_lag_s",
-                                   "staleness_s", "applied_total")}
+            {
+                k: p.get(k)
+                for k in (
+                    "name",
+                    "service",
+                    "state",
+                    "total_lag",
+                    "time_lag_s",
+                    "staleness_s",
+                    "applied_total",
+                )
+            }
             for p in projections
         ],
         "connector": connector,
@@ -86,7 +98,9 @@ async def snapshot(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
 
 @router.get("/dashboard/stream")
 async def stream(
-    request: Request, gw: Gw, token: Annotated[str, Query(min_length=10, max_length=4096)],
+    request: Request,
+    gw: Gw,
+    token: Annotated[str, Query(min_length=10, max_length=4096)],
     interval: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
 ) -> StreamingResponse:
     """Server-Sent Events: one JSON frame per `interval` seconds (admin only)."""
@@ -105,6 +119,7 @@ async def stream(
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     return StreamingResponse(
-        frames(), media_type="text/event-stream",
+        frames(),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
+from campus_gateway import dashboard
 from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.consumers import CacheProjection
@@ -88,7 +89,10 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
 
 
 # Flat on purpose: every level of included routers costs each request a walk through it.
-routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [admin.projections]
+routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [
+    admin.projections,
+    dashboard.router,
+]
 app = create_app(service="gateway", lifespan=lifespan, routers=routers, title="CampusConnect API")
 
 

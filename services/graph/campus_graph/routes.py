@@ -30,15 +30,15 @@ After = Annotated[int, Query(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
-def _driver(request: Request) -> AsyncDriver:
+async def _driver(request: Request) -> AsyncDriver:
     return request.app.state.driver  # type: ignore[no-any-return]
 
 
-def _users(request: Request) -> httpx.AsyncClient:
+async def _users(request: Request) -> httpx.AsyncClient:
     return request.app.state.users  # type: ignore[no-any-return]
 
 
-def _notify(request: Request) -> service.Notify:
+async def _notify(request: Request) -> service.Notify:
     return request.app.state.relay.notify  # type: ignore[no-any-return]
 
 

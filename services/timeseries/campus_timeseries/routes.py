@@ -20,7 +20,7 @@ from campus_timeseries.schemas import (
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 
-def pool(request: Request) -> AsyncConnectionPool:
+async def pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 

@@ -27,7 +27,7 @@ After = Annotated[int, Query(ge=0, le=MAX_ID)]
 Ids = Annotated[list[int], Query(max_length=500)]
 
 
-def pool(request: Request) -> asyncpg.Pool:
+async def pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 

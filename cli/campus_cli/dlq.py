@@ -84,12 +84,14 @@ async def list_letters(projection: str) -> list[DeadLetter]:
     return [_letter(r, replayed) for r in records]
 
 
-async def replay(projection: str) -> list[DeadLetter]:
-    """Republish every not-yet-replayed dead letter to its original topic; returns them."""
+async def replay(projection: str, only: set[tuple[int, int]] | None = None) -> list[DeadLetter]:
+    """Republish not-yet-replayed dead letters (or just `only`: (partition, offset) pairs)."""
     kafka = settings().kafka
     topic = topics.dead_letter(projection)
     records, replayed = await _read_all(projection)
     todo = [r for r in records if r.offset >= replayed.get(r.partition, 0)]
+    if only is not None:
+        todo = [r for r in todo if (r.partition, r.offset) in only]
     if not todo:
         return []
     producer = new_producer(kafka)
@@ -104,7 +106,8 @@ async def replay(projection: str) -> list[DeadLetter]:
         for rec in todo:
             letter = _letter(rec, replayed)
             await producer.send_and_wait(letter.original_topic, rec.value, key=rec.key)
-            # Remember it at once: a crash after this point replays nothing twice.
+            # Remember it at once: a crash after this point replays nothing twice. With `only`,
+            # earlier letters of the partition are skipped for good (replay them first if needed).
             tp = TopicPartition(topic, rec.partition)
             consumer.assign([tp])
             await consumer.commit({tp: rec.offset + 1})
@@ -118,5 +121,5 @@ def run_list(projection: str) -> list[DeadLetter]:
     return asyncio.run(list_letters(projection))
 
 
-def run_replay(projection: str) -> list[DeadLetter]:
-    return asyncio.run(replay(projection))
+def run_replay(projection: str, only: set[tuple[int, int]] | None = None) -> list[DeadLetter]:
+    return asyncio.run(replay(projection, only))

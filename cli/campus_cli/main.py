@@ -285,11 +285,18 @@ def dlq_list(projection: str) -> None:
 
 
 @dlq_app.command("replay")
-def dlq_replay(projection: str) -> None:
+def dlq_replay(
+    projection: str,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="partition@offset (repeatable); earlier letters there count as done"),
+    ] = None,
+) -> None:
     """Send not-yet-replayed dead letters back to their original topics (after a fix)."""
     from campus_cli import dlq
 
-    done = dlq.run_replay(projection)
+    picked = {(int(p), int(o)) for p, o in (x.split("@") for x in only)} if only else None
+    done = dlq.run_replay(projection, picked)
     console.print(f"replayed {len(done)} dead letter(s) of {projection}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -44,7 +45,11 @@ def settings() -> StackSettings:
 
 @pytest.fixture(scope="session")
 def stack(settings: StackSettings) -> StackSettings:
-    """The running native stack; started with stack/up.sh when something is not up."""
+    """The running native stack; `stack/up.sh` starts it when supervisord is not running.
+
+    When it is running, a closed port means a component is restarting (a test or a developer
+    restarted it): wait for it rather than start things behind its owner's back.
+    """
     ports = [
         settings.pg_port,
         settings.redis_port,
@@ -58,8 +63,14 @@ def stack(settings: StackSettings) -> StackSettings:
         settings.timeseries_port,
         settings.gateway_port,
     ]
-    if not all(_port_open(settings.host, p) for p in ports):
+    supervised = (ROOT / ".stack" / "run" / "supervisor.sock").exists()
+    if not supervised:
         subprocess.run([str(ROOT / "stack" / "up.sh")], check=True, timeout=1200)
+    deadline = time.monotonic() + 90
+    while closed := [p for p in ports if not _port_open(settings.host, p)]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"ports {closed} stay closed: is the stack up? (make up; make status)")
+        time.sleep(1)
     return settings
 
 

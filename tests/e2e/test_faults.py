@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -67,7 +68,10 @@ async def test_a_store_down_for_30s_during_load(
 async def test_two_instances_of_a_projection_split_partitions_and_survive_a_rebalance(
     stack: StackSettings, admin_http: httpx.AsyncClient
 ) -> None:
-    # A second timeseries service in the same consumer group, on a spare port.
+    # A second timeseries service in the same consumer group, on a free port.
+    with socket.socket() as probe:
+        probe.bind((stack.host, 0))
+        port = probe.getsockname()[1]
     env = {**os.environ, "CAMPUS_ENVIRONMENT": "development"}
     second = subprocess.Popen(
         [
@@ -78,7 +82,7 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
             "--host",
             stack.host,
             "--port",
-            "18004",
+            str(port),
         ],
         cwd=ROOT,
         env=env,
@@ -91,7 +95,7 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
                 for _ in range(60):
                     await asyncio.sleep(1)
                     try:
-                        mine = (await http.get(f"http://{stack.host}:18004/projections")).json()[0]
+                        mine = (await http.get(f"http://{stack.host}:{port}/projections")).json()[0]
                     except (httpx.HTTPError, ValueError, IndexError):
                         continue
                     if mine["partitions"]:

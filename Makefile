@@ -32,7 +32,7 @@ seed: ## load sample users, groups, memberships, friendships and posts.json
 lint: ## ruff and mypy
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
-	uv run --frozen mypy -p campus_common -p campus_users -p campus_documents -p campus_graph -p campus_timeseries -p campus_gateway
+	uv run --frozen mypy -p campus_common -p campus_users -p campus_documents -p campus_graph -p campus_timeseries -p campus_gateway -p campus_cli
 
 test: up ## start the stack if needed and run every test
 	$(PYTEST) tests

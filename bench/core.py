@@ -95,7 +95,8 @@ class Report:
             f"# CampusConnect benchmarks — {self.started_at}",
             "",
             f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
-            f"{'quick run' if self.quick else 'full run'}. Ratios are value / anchor from the same run.",
+            f"{'quick run' if self.quick else 'full run'}. "
+            "Ratios are value / anchor from the same run.",
             "",
             "| metric | figure | value | anchor | anchor value | ratio | target | met |",
             "|---|---|---|---|---|---|---|---|",
@@ -167,7 +168,9 @@ def rss_by_component() -> dict[str, float]:
     conf = ROOT / ".stack" / "run" / "supervisord.conf"
     out = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "status"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     result: dict[str, float] = {}
     for line in out.splitlines():

@@ -47,7 +47,8 @@ FROM bench_friend f1
 JOIN bench_friend f2 ON f2.user_id = f1.friend_id
 WHERE f1.user_id = $1
   AND f2.friend_id <> $1
-  AND NOT EXISTS (SELECT 1 FROM bench_friend f3 WHERE f3.user_id = $1 AND f3.friend_id = f2.friend_id)
+  AND NOT EXISTS (SELECT 1 FROM bench_friend f3
+                  WHERE f3.user_id = $1 AND f3.friend_id = f2.friend_id)
 GROUP BY f2.friend_id
 ORDER BY mutual DESC, id
 LIMIT 10
@@ -67,9 +68,11 @@ def edges(n_users: int, seed: int = 42) -> list[tuple[int, int]]:
 
 
 async def _pg_load(conn: asyncpg.Connection, n: int, pairs: list[tuple[int, int]]) -> None:
-    loaded = await conn.fetchval(
-        "SELECT n FROM bench_meta WHERE what = 'friends'"
-    ) if await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL") else None
+    loaded = (
+        await conn.fetchval("SELECT n FROM bench_meta WHERE what = 'friends'")
+        if await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL")
+        else None
+    )
     if loaded == n:
         return
     await conn.execute("""
@@ -152,26 +155,39 @@ async def _measure(n: int, samples: int, report: Report) -> None:
             t = time.perf_counter()
             rows = await conn.fetch(SQL, i)
             pg.append(time.perf_counter() - t)
-            agree += [(r["id"], r["mutual"]) for r in recs] == [(r["id"], r["mutual"]) for r in rows]
+            agree += [(r["id"], r["mutual"]) for r in recs] == [
+                (r["id"], r["mutual"]) for r in rows
+            ]
         neo_ms = [x * 1000 for x in neo]
         pg_ms = [x * 1000 for x in pg]
-        label = f"{n // 1000}k users × ~{FRIENDS_PER_USER} friends"
+        label = f"{n // 1000}k users x ~{FRIENDS_PER_USER} friends"
         for q in (50, 99):
-            report.add(Figure(
-                "M6", f"friend-of-friend top 10, Neo4j p{q} ({label})",
-                round(percentile(neo_ms, q), 2), "ms",
-                f"same query in PostgreSQL p{q}", round(percentile(pg_ms, q), 2),
-                "Neo4j p50 ≤ PostgreSQL p50 (and ≤ 10 ms)" if q == 50 else None,
-                (percentile(neo_ms, 50) <= percentile(pg_ms, 50)) if q == 50 else None,
-            ))
-        report.add(Figure(
-            "M6", f"friend-of-friend top 10, Neo4j with the brief's query p50 ({label})",
-            round(percentile([x * 1000 for x in brief], 50), 2), "ms",
-            "tuned Cypher p50", round(percentile(neo_ms, 50), 2),
-        ))
+            report.add(
+                Figure(
+                    "M6",
+                    f"friend-of-friend top 10, Neo4j p{q} ({label})",
+                    round(percentile(neo_ms, q), 2),
+                    "ms",
+                    f"same query in PostgreSQL p{q}",
+                    round(percentile(pg_ms, q), 2),
+                    "Neo4j p50 ≤ PostgreSQL p50 (and ≤ 10 ms)" if q == 50 else None,
+                    (percentile(neo_ms, 50) <= percentile(pg_ms, 50)) if q == 50 else None,
+                )
+            )
+        report.add(
+            Figure(
+                "M6",
+                f"friend-of-friend top 10, Neo4j with the brief's query p50 ({label})",
+                round(percentile([x * 1000 for x in brief], 50), 2),
+                "ms",
+                "tuned Cypher p50",
+                round(percentile(neo_ms, 50), 2),
+            )
+        )
         report.series[f"latency:fof_neo4j_{n}"] = neo
         report.series[f"latency:fof_postgres_{n}"] = pg
-        plan_pg = "\n".join(r[0] for r in await conn.fetch("EXPLAIN ANALYZE " + SQL.replace("$1", str(ids[0]))))
+        explained = await conn.fetch("EXPLAIN ANALYZE " + SQL.replace("$1", str(ids[0])))
+        plan_pg = "\n".join(r[0] for r in explained)
         _, summary, _ = await driver.execute_query("PROFILE " + CYPHER, id=ids[0])
         plan = summary.profile or {}
 
@@ -180,7 +196,8 @@ async def _measure(n: int, samples: int, report: Report) -> None:
 
         report.sections[f"M6 query plans ({label})"] = (
             f"Both stores returned the same top 10 for {agree}/{len(ids)} sampled users "
-            f"(ties broken by id in both). Load time (both stores, first run only): {load_s:.0f} s.\n\n"
+            "(ties broken by id in both). "
+            f"Load time (both stores, first run only): {load_s:.0f} s.\n\n"
             f"PostgreSQL `EXPLAIN ANALYZE`:\n```\n{plan_pg}\n```\n\n"
             f"Neo4j `PROFILE` of the tuned query: {hits(plan)} db hits in total.\n"
         )

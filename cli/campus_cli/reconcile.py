@@ -96,11 +96,12 @@ async def _neo4j(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
         )
         members = {(r["u"], r["g"]): r["role"] for r in recs}
         drift.checked = len(src.users) + len(src.groups) + len(src.memberships)
-        for kind, want, have in (
+        checks: list[tuple[str, dict[Any, str], dict[Any, str]]] = [
             ("user", src.users, users),
             ("group", src.groups, groups),
             ("membership", src.memberships, members),
-        ):
+        ]
+        for kind, want, have in checks:
             drift.missing += [(kind, k) for k in want if k not in have]
             drift.extra += [(kind, k) for k in have if k not in want]
             drift.stale += [(kind, k) for k in want if k in have and have[k] != want[k]]
@@ -160,8 +161,9 @@ async def _redis(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
             for key, raw in zip(keys, values, strict=True):
                 if raw is None:
                     continue
-                entity = int(key.split(b":", 1)[1])
-                state, _, payload = raw.split(b":", 2)
+                entity = int(bytes(key).split(b":", 1)[1])
+                blob = raw if isinstance(raw, bytes) else str(raw).encode()
+                state, _, payload = blob.split(b":", 2)
                 drift.checked += 1
                 if state == b"V":
                     value = orjson.loads(payload).get(field_name)

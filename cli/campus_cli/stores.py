@@ -68,7 +68,8 @@ async def redis_get(key: str) -> str | None:
         decode_responses=True,
     )
     try:
-        return await r.get(key)  # type: ignore[no-any-return]
+        value = await r.get(key)
+        return value.decode() if isinstance(value, bytes) else value
     finally:
         await r.aclose()
 

@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from campus_common import topics
-from campus_common.config import PostgresDsn
-from campus_common.events import ChangeRecord
 from neo4j import AsyncGraphDatabase
 from pymongo import AsyncMongoClient
 
+from campus_common import topics
+from campus_common.config import PostgresDsn
+from campus_common.events import ChangeRecord
 from tests.conftest import StackSettings
 
 pytestmark = pytest.mark.integration

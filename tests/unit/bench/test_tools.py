@@ -98,8 +98,15 @@ def test_a_sighting_before_the_bookkeeping_still_counts() -> None:
 
 
 def test_recovery_is_the_first_steady_sample_that_lasts() -> None:
-    samples = [(0.0, True), (5.0, False), (10.0, False), (11.0, True), (12.0, False),
-               (13.0, True), (14.0, True)]
+    samples = [
+        (0.0, True),
+        (5.0, False),
+        (10.0, False),
+        (11.0, True),
+        (12.0, False),
+        (13.0, True),
+        (14.0, True),
+    ]
     assert recovery_s(samples, load_end=10.0) == 3.0
     assert recovery_s(samples[:5], load_end=10.0) is None
     assert recovery_s([(9.0, True), (10.5, True)], load_end=10.0) == 0.5
@@ -137,4 +144,4 @@ def test_redis_benchmark_csv_parsed() -> None:
 def test_wrk_scripts_quote_their_data() -> None:
     assert '{"/users/1", "/users/2"}' in rotate_paths_lua(["/users/1", "/users/2"])
     script = post_json_lua('{"title": "it\'s"}')
-    assert "wrk.body = '{\"title\": \"it\\'s\"}'" in script
+    assert 'wrk.body = \'{"title": "it\\\'s"}\'' in script

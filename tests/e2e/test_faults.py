@@ -30,7 +30,7 @@ async def test_kill_9_a_projection_mid_batch(
         await asyncio.sleep(2)
         await asyncio.to_thread(wait_ready, service)
         await asyncio.sleep(3)
-    assert load.ops > 100
+    assert load.ops > 20  # writes went on through the fault (argon2 bounds the rate)
     await converged(stack, admin_http)
 
 
@@ -43,7 +43,7 @@ async def test_restart_kafka_then_connect_then_postgres(
             await asyncio.to_thread(sctl, "restart", component)
             await asyncio.to_thread(wait_ready, component)
         await asyncio.sleep(5)
-    assert load.ops > 50
+    assert load.ops > 20
     # Debezium resumes from its slot: nothing committed while it was away is lost.
     await converged(stack, admin_http, timeout=180)
 
@@ -61,7 +61,7 @@ async def test_a_store_down_for_30s_during_load(
             await asyncio.to_thread(sctl, "start", component)
         await asyncio.to_thread(wait_ready, component)
         await asyncio.sleep(3)
-    assert load.ops > 300
+    assert load.ops > 50
     await converged(stack, admin_http, timeout=180)
 
 

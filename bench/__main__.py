@@ -13,14 +13,14 @@ from bench.core import ROOT, Report, rss_by_component
 
 # Each module has `async def run(report, *, quick)`; order: cheap and independent first.
 SUITE = [
-    "bench.consumer",    # M3
-    "bench.friends",     # M6
+    "bench.consumer",  # M3
+    "bench.friends",  # M6
     "bench.leaderboard",  # M5
-    "bench.sinks",       # M7, projection backlogs
-    "bench.api",         # M4, documents feed and writes, analytics
-    "bench.cdc",         # M1, M8 (wants idle projections, so after the bulk writers above)
+    "bench.sinks",  # M7, projection backlogs
+    "bench.api",  # M4, documents feed and writes, analytics
+    "bench.cdc",  # M1, M8 (wants idle projections, so after the bulk writers above)
     "bench.throughput",  # M2 (it leaves a backlog and cleans up after itself)
-    "bench.claims",      # the brief's claims against the figures above (measures nothing)
+    "bench.claims",  # the brief's claims against the figures above (measures nothing)
 ]
 
 
@@ -54,7 +54,9 @@ def _rss_table(rss: dict[str, float]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short version (< 5 minutes)")
-    parser.add_argument("only", nargs="*", help="run only benchmarks whose module name contains this")
+    parser.add_argument(
+        "only", nargs="*", help="run only benchmarks whose module name contains this"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(main(args.quick, args.only))

@@ -12,6 +12,7 @@ from aiokafka.structs import ConsumerRecord
 
 from bench.core import Figure, Report
 from bench.env import settings
+from bench.fixtures import drop_topics
 from campus_common.consumer import Delivered, Projection, ProjectionRunner
 from campus_common.kafka import ensure_topics
 
@@ -85,8 +86,11 @@ async def run(report: Report, *, quick: bool) -> None:
     topic = f"bench.consumer.{uuid.uuid4().hex[:6]}"
     await ensure_topics(settings().kafka, [topic])
     await _fill(topic, n)
-    bare = await _bare(topic, n)
-    ours = await _runner(topic, n)
+    try:
+        bare = await _bare(topic, n)
+        ours = await _runner(topic, n)
+    finally:
+        await drop_topics([topic])
     report.add(
         Figure(
             "M3",

@@ -61,7 +61,7 @@ class Figure:
     def ratio(self) -> float | None:
         if self.anchor_value in (None, 0):
             return None
-        return round(self.value / self.anchor_value, 3)  # type: ignore[operator]
+        return round(self.value / self.anchor_value, 3)
 
 
 @dataclass
@@ -109,6 +109,10 @@ class Report:
                 f"| {f.metric} | {f.name} | {f.value:g} {f.unit} | {anchor} | {av} | "
                 f"{f.ratio if f.ratio is not None else '—'} | {f.target or '—'} | {met} |"
             )
+        notes = [f for f in self.figures if f.note]
+        if notes:
+            lines += ["", "Notes:", ""]
+            lines += [f"- {f.metric} {f.name}: {f.note}" for f in notes]
         for title, body in self.sections.items():
             lines += ["", f"## {title}", "", body.strip()]
         if self.errors:

@@ -20,8 +20,11 @@ class BenchSettings(CampusSettings):
 
     def superuser_dsn(self, database: str) -> str:
         return PostgresDsn(
-            host=self.pg_host, port=self.pg_port, database=database,
-            user="postgres", password=self.pg_superuser_password,
+            host=self.pg_host,
+            port=self.pg_port,
+            database=database,
+            user="postgres",
+            password=self.pg_superuser_password,
         ).dsn()
 
 

@@ -46,7 +46,10 @@ def users_dsn() -> str:
     """The users service's own role on its database (it may write its tables)."""
     s = settings()
     return PostgresDsn(
-        host=s.pg_host, port=s.pg_port, database="campus", user="campus_users",
+        host=s.pg_host,
+        port=s.pg_port,
+        database="campus",
+        user="campus_users",
         password=s.users_db_password,
     ).dsn()
 
@@ -55,7 +58,10 @@ def ts_dsn() -> str:
     """The time-series service's own role on campus_ts."""
     s = settings()
     return PostgresDsn(
-        host=s.ts_pg_host, port=s.ts_pg_port, database="campus_ts", user="campus_ts",
+        host=s.ts_pg_host,
+        port=s.ts_pg_port,
+        database="campus_ts",
+        user="campus_ts",
         password=s.ts_db_password,
     ).dsn()
 
@@ -71,8 +77,11 @@ def neo4j_driver() -> AsyncDriver:
 def redis_client(db: int = 0) -> Redis:
     s = settings()
     return Redis(
-        host=s.redis_host, port=s.redis_port, db=db,
-        password=s.redis_password.get_secret_value(), max_connections=64,
+        host=s.redis_host,
+        port=s.redis_port,
+        db=db,
+        password=s.redis_password.get_secret_value(),
+        max_connections=64,
     )
 
 
@@ -122,8 +131,11 @@ async def bench_users(http: httpx.AsyncClient, n: int, prefix: str = "bench-user
 
     async def create(email: str) -> None:
         async with slots:
-            body = {"email": email, "full_name": f"Bench {email.split('@')[0]}",
-                    "password": secrets.token_urlsafe(16)}
+            body = {
+                "email": email,
+                "full_name": f"Bench {email.split('@')[0]}",
+                "password": secrets.token_urlsafe(16),
+            }
             resp = await http.post(f"{url('users')}/users", json=body)
             if resp.status_code not in (201, 409):
                 raise RuntimeError(f"creating {email}: {resp.status_code} {resp.text[:200]}")
@@ -249,8 +261,12 @@ async def drop_topics(names: Sequence[str]) -> None:
 async def tail(topic: str) -> AIOKafkaConsumer:
     """A bare consumer (no group) on every partition of `topic`, positioned at its end."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings().kafka.bootstrap_servers, enable_auto_commit=False,
-        group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50,
+        topic,
+        bootstrap_servers=settings().kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=50,
     )
     await consumer.start()
     deadline = time.monotonic() + 10

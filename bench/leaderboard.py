@@ -187,13 +187,20 @@ def _events(n: int) -> list[bytes]:
     for _ in range(n):
         post = f"bench{rng.randrange(10_000):06d}"
         payload = {
-            "post_id": post, "group_id": base + rng.randrange(GROUPS),
-            "user_id": base + rng.randrange(MEMBERS), "author_id": base + rng.randrange(MEMBERS),
+            "post_id": post,
+            "group_id": base + rng.randrange(GROUPS),
+            "user_id": base + rng.randrange(MEMBERS),
+            "author_id": base + rng.randrange(MEMBERS),
         }
-        out.append(Event(
-            type="post.liked", source="bench", key=post, user_id=payload["user_id"],
-            payload=payload,
-        ).to_bytes())
+        out.append(
+            Event(
+                type="post.liked",
+                source="bench",
+                key=post,
+                user_id=payload["user_id"],
+                payload=payload,
+            ).to_bytes()
+        )
     return out
 
 
@@ -241,7 +248,8 @@ async def _projection(n: int) -> tuple[float, float, float]:
         for i in range(0, len(ids), 10_000):
             await redis.delete(*(processed_key(e) for e in ids[i : i + 10_000]))
         await redis.delete(
-            LEADERBOARD, HOT_POSTS,
+            LEADERBOARD,
+            HOT_POSTS,
             *(activity_key(fixtures.BENCH_ID_BASE + g) for g in range(GROUPS)),
         )
         await redis.aclose()
@@ -255,10 +263,21 @@ async def run(report: Report, *, quick: bool) -> None:
     pg = await _postgres(requests, 5.0 if quick else 20.0)
     s = settings()
     zincrby = await redis_benchmark(
-        host=s.redis_host, port=s.redis_port, password=s.redis_password.get_secret_value(),
-        requests=100_000, clients=50,
-        args=["--dbnum", str(fixtures.BENCH_REDIS_DB), "-r", str(MEMBERS),
-              "ZINCRBY", ZINCRBY_KEY, "1", "__rand_int__"],
+        host=s.redis_host,
+        port=s.redis_port,
+        password=s.redis_password.get_secret_value(),
+        requests=100_000,
+        clients=50,
+        args=[
+            "--dbnum",
+            str(fixtures.BENCH_REDIS_DB),
+            "-r",
+            str(MEMBERS),
+            "ZINCRBY",
+            ZINCRBY_KEY,
+            "1",
+            "__rand_int__",
+        ],
     )
     bench_redis = fixtures.redis_client(fixtures.BENCH_REDIS_DB)
     try:
@@ -273,38 +292,80 @@ async def run(report: Report, *, quick: bool) -> None:
     plain_ms = [x * 1000 for x in pg.select_plain]
     label = f"{MEMBERS // 1000}k members, {requests} sequential requests"
     gw99, pg99 = percentile(gw_ms, 99), percentile(pg_ms, 99)
-    report.add(Figure(
-        "M5", f"leaderboard top 10 at the gateway p99 ({label})", round(gw99, 2), "ms",
-        "PostgreSQL ORDER BY points DESC LIMIT 10, indexed, p99", round(pg99, 2),
-        "≤ 5 ms", gw99 <= 5.0,
-    ))
-    report.add(Figure(
-        "M5", f"leaderboard top 10 at the gateway p50 ({label})",
-        round(percentile(gw_ms, 50), 2), "ms",
-        "PostgreSQL p50", round(percentile(pg_ms, 50), 2),
-    ))
-    report.add(Figure(
-        "M5", "top 10 straight from Redis (ZREVRANGE from this process) p99",
-        round(percentile(raw_ms, 99), 2), "ms", "PostgreSQL p99", round(pg99, 2),
-    ))
-    report.add(Figure(
-        "M5", f"point updates/s through the cache projection (post.liked, batches of {BATCH})",
-        round(through), "updates/s", "redis-benchmark ZINCRBY (50 clients)",
-        round(zincrby.requests_per_s), "≥ 30 % of raw ZINCRBY",
-        through >= 0.3 * zincrby.requests_per_s,
-    ))
-    report.add(Figure(
-        "M5", f"ZINCRBY/s pipelined from this process (batches of {BATCH})", round(pipelined),
-        "updates/s", "redis-benchmark ZINCRBY", round(zincrby.requests_per_s),
-    ))
-    report.add(Figure(
-        "M5", "PostgreSQL top 10 without an index on points (the brief's table) p99",
-        round(percentile(plain_ms, 99), 2), "ms", "with the index p99", round(pg99, 2),
-    ))
-    report.add(Figure(
-        "M5", "PostgreSQL UPDATE points = points + 1, 4 connections", round(pg.updates_per_s),
-        "updates/s", "redis-benchmark ZINCRBY", round(zincrby.requests_per_s),
-    ))
+    report.add(
+        Figure(
+            "M5",
+            f"leaderboard top 10 at the gateway p99 ({label})",
+            round(gw99, 2),
+            "ms",
+            "PostgreSQL ORDER BY points DESC LIMIT 10, indexed, p99",
+            round(pg99, 2),
+            "≤ 5 ms",
+            gw99 <= 5.0,
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            f"leaderboard top 10 at the gateway p50 ({label})",
+            round(percentile(gw_ms, 50), 2),
+            "ms",
+            "PostgreSQL p50",
+            round(percentile(pg_ms, 50), 2),
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            "top 10 straight from Redis (ZREVRANGE from this process) p99",
+            round(percentile(raw_ms, 99), 2),
+            "ms",
+            "PostgreSQL p99",
+            round(pg99, 2),
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            f"point updates/s through the cache projection (post.liked, batches of {BATCH})",
+            round(through),
+            "updates/s",
+            "redis-benchmark ZINCRBY (50 clients)",
+            round(zincrby.requests_per_s),
+            "≥ 30 % of raw ZINCRBY",
+            through >= 0.3 * zincrby.requests_per_s,
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            f"ZINCRBY/s pipelined from this process (batches of {BATCH})",
+            round(pipelined),
+            "updates/s",
+            "redis-benchmark ZINCRBY",
+            round(zincrby.requests_per_s),
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            "PostgreSQL top 10 without an index on points (the brief's table) p99",
+            round(percentile(plain_ms, 99), 2),
+            "ms",
+            "with the index p99",
+            round(pg99, 2),
+        )
+    )
+    report.add(
+        Figure(
+            "M5",
+            "PostgreSQL UPDATE points = points + 1, 4 connections",
+            round(pg.updates_per_s),
+            "updates/s",
+            "redis-benchmark ZINCRBY",
+            round(zincrby.requests_per_s),
+        )
+    )
     report.series["latency:leaderboard_gateway"] = top["gateway"]
     report.series["latency:leaderboard_postgres"] = pg.select
     report.sections["M5 PostgreSQL plans (100k rows)"] = (
@@ -321,4 +382,3 @@ async def run(report: Report, *, quick: bool) -> None:
         f"{decode_share:.0%} of the time. Kafka is not in this figure (M3 measures the "
         f"consumer). redis-benchmark: p50 {zincrby.p50_ms} ms, p99 {zincrby.p99_ms} ms."
     )
-

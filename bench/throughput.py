@@ -27,7 +27,7 @@ import orjson
 from bench import fixtures
 from bench.core import Figure, Report, percentile
 from bench.env import settings
-from bench.tools import slope
+from bench.tools import notes, slope
 from campus_common import topics
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,9 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
         finally:
             await conn.close()
         idle = await fixtures.wait_idle(
-            http, token, ["graph", "timeseries", "cache"] if token else ["graph", "timeseries"],
+            http,
+            token,
+            ["graph", "timeseries", "cache"] if token else ["graph", "timeseries"],
             timeout_s=drain_s,
         )
     if not idle:
@@ -224,7 +226,9 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
         await ts.execute(
             """DELETE FROM events WHERE source = 'cdc:groups' AND time >= $1
                AND (properties->>'id')::bigint BETWEEN $2 AND $3""",
-            since, min(ids), max(ids),
+            since,
+            min(ids),
+            max(ids),
         )
     finally:
         await ts.close()
@@ -235,34 +239,56 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
 async def run(report: Report, *, quick: bool) -> None:
     duration_s = 20.0 if quick else 300.0
     drain_s = 90.0 if quick else 300.0
-    anchor = await _anchor(duration_s)
+    # Without CDC nothing accumulates, so the anchor's rate is flat after seconds: a minute of
+    # it in the full run keeps the whole suite within its 25 minutes.
+    anchor = await _anchor(min(duration_s, 60.0))
     since = datetime.now(UTC)
     inserted, arrivals, slot, start, end = await _with_cdc(duration_s, drain_s)
     try:
         _report(report, anchor, inserted, arrivals, slot, start, end, duration_s)
+        if text := notes(report.figures, "M2"):
+            report.sections["M2 notes"] = text
     finally:
         await _clean_up(inserted.ids, since, drain_s, report)
 
 
 def _report(
-    report: Report, anchor: Inserted, inserted: Inserted, arrivals: Arrivals,
-    slot: SlotSamples, start: float, end: float, duration_s: float,
+    report: Report,
+    anchor: Inserted,
+    inserted: Inserted,
+    arrivals: Arrivals,
+    slot: SlotSamples,
+    start: float,
+    end: float,
+    duration_s: float,
 ) -> None:
     delivered_s = (arrivals.last_at - start) if arrivals.count else 0.0
     delivered = arrivals.count / delivered_s if delivered_s > 0 else 0.0
     missing = inserted.commits - arrivals.count
-    report.add(Figure(
-        "M2", f"CDC changes/s delivered to Kafka, {CONNECTIONS} connections inserting flat out "
-        f"for {duration_s:g} s", round(delivered), "changes/s",
-        "single-row INSERT commits/s, no CDC (campus_bench)", round(anchor.rate),
-        "≥ 80 % of the anchor or ≥ 2,000/s",
-        delivered >= 0.8 * anchor.rate or delivered >= 2000,
-        note=f"{missing:,} of {inserted.commits:,} changes never arrived" if missing else "",
-    ))
-    report.add(Figure(
-        "M2", "INSERT commits/s into `groups` with CDC on", round(inserted.rate), "commits/s",
-        "the same INSERTs, no CDC", round(anchor.rate),
-    ))
+    report.add(
+        Figure(
+            "M2",
+            f"CDC changes/s delivered to Kafka, {CONNECTIONS} connections inserting flat out "
+            f"for {duration_s:g} s",
+            round(delivered),
+            "changes/s",
+            f"single-row INSERT commits/s, no CDC (campus_bench, {anchor.seconds:.0f} s)",
+            round(anchor.rate),
+            "≥ 80 % of the anchor or ≥ 2,000/s",
+            delivered >= 0.8 * anchor.rate or delivered >= 2000,
+            note=f"{missing:,} of {inserted.commits:,} changes never arrived" if missing else "",
+        )
+    )
+    report.add(
+        Figure(
+            "M2",
+            "INSERT commits/s into `groups` with CDC on",
+            round(inserted.rate),
+            "commits/s",
+            "the same INSERTs, no CDC",
+            round(anchor.rate),
+        )
+    )
     during = [(t, lag) for t, lag, _ in slot if start <= t <= end]
     if during:
         lags = [lag for _, lag in during]
@@ -270,15 +296,32 @@ def _report(
         at_end = during[-1][1]
         flat = at_end <= max(2 * median, 1 << 20)
         grow = slope([(t - start, float(lag)) for t, lag in during])
-        report.add(Figure(
-            "M2", "replication slot lag at the end of the writes", round(at_end / 1024), "KiB",
-            "its median during the writes", round(median / 1024), "flat (≤ 2x median, or ≤ 1 MiB)",
-            flat, note=f"trend {grow / 1024:+.0f} KiB/s, max {max(lags) / 1024:.0f} KiB",
-        ))
+        report.add(
+            Figure(
+                "M2",
+                "replication slot lag at the end of the writes",
+                round(at_end / 1024),
+                "KiB",
+                "its median during the writes",
+                round(median / 1024),
+                "flat (≤ 2x median, or ≤ 1 MiB)",
+                flat,
+                note=f"trend {grow / 1024:+.0f} KiB/s, max {max(lags) / 1024:.0f} KiB",
+            )
+        )
         wal_rate = (slot[-1][2] - slot[0][2]) / max(slot[-1][0] - slot[0][0], 1e-9)
+        tail_s = max(arrivals.last_at - end, 0.0)
+        kept_pace = (
+            ": Debezium kept pace with the writers, so the delivered rate is the insert rate, "
+            "which the CDC pipeline (Connect, Kafka and three projections on the same cores) "
+            "holds below the anchor's"
+            if tail_s < 2 and not missing
+            else ""
+        )
         report.sections["M2 sustained CDC throughput"] = (
             f"{inserted.commits:,} single-row commits in {inserted.seconds:.1f} s; the last "
-            f"change reached Kafka {max(arrivals.last_at - end, 0):.1f} s after the last commit. "
+            f"change reached Kafka {tail_s:.1f} s after the last commit"
+            f"{kept_pace}. "
             f"WAL written during the sampling: {wal_rate / 1024:.0f} KiB/s. Debezium confirms "
             "its position once a second (offset.flush.interval.ms), so a lag of about one "
             "second of WAL is the floor, not a backlog. Plots: `m2_slot_lag_kib` (one sample "

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class Pacer:
@@ -143,9 +144,7 @@ class Visibility:
         return sum(len(ws) for ws in self.pending.values())
 
 
-def recovery_s(
-    samples: Sequence[tuple[float, bool]], *, load_end: float
-) -> float | None:
+def recovery_s(samples: Sequence[tuple[float, bool]], *, load_end: float) -> float | None:
     """Seconds from `load_end` to the first sample at or after it that is steady (and every
     later one too); None when the samples never settle."""
     after = [(t, ok) for t, ok in samples if t >= load_end]
@@ -169,6 +168,11 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     if sxx == 0:
         return 0.0
     return sum((x - mx) * (y - my) for x, y in points) / sxx
+
+
+def notes(figures: Sequence[Any], metric: str) -> str:
+    """The notes of one metric's figures as a list (the results table has no room for them)."""
+    return "\n".join(f"- {f.name}: {f.note}" for f in figures if f.metric == metric and f.note)
 
 
 # wrk ---------------------------------------------------------------------------------------
@@ -202,9 +206,7 @@ def parse_wrk(out: str) -> WrkResult:
     if not (pct.get("50") and pct.get("99") and reqs and rps):
         raise ValueError(f"unrecognised wrk output:\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     extra: dict[str, int] = {}
     for line in re.findall(r"^BENCH (.*)$", out, re.MULTILINE):
         for k, v in re.findall(r"(\w+)=(\d+)", line):
@@ -280,8 +282,12 @@ async def wrk(
         raise RuntimeError("wrk is not installed: apt-get install -y wrk")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         args = [
-            "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(int(duration_s), 1)}s",
-            f"--timeout={int(timeout_s)}s", "--latency",
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(int(duration_s), 1)}s",
+            f"--timeout={int(timeout_s)}s",
+            "--latency",
         ]
         if script is not None:
             path = Path(tmp) / "script.lua"
@@ -338,9 +344,21 @@ async def redis_benchmark(
     if shutil.which("redis-benchmark") is None:
         raise RuntimeError("redis-benchmark is not installed (Debian package redis-tools)")
     proc = await asyncio.create_subprocess_exec(
-        "redis-benchmark", "-h", host, "-p", str(port), "-a", password,
-        "-n", str(requests), "-c", str(clients), "--csv", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "redis-benchmark",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-a",
+        password,
+        "-n",
+        str(requests),
+        "-c",
+        str(clients),
+        "--csv",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     if proc.returncode != 0:

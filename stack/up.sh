@@ -29,21 +29,27 @@ else
   sctl reread >/dev/null && sctl update >/dev/null
 fi
 
-for line in "${COMPONENTS[@]}"; do
-  read -r name var timeout <<<"$line"
-  dir="$(component_dir "$name")"
-  state="$(component_state "$name")"
-  if [ "$state" != RUNNING ]; then
+for wave in 1 2 3 4; do
+  for line in "${COMPONENTS[@]}"; do
+    read -r name var _ w <<<"$line"
+    [ "$w" = "$wave" ] || continue
+    [ "$(component_state "$name")" = RUNNING ] && continue
     port_free "${!var}" || die "port ${!var} (for $name) is already in use: stop what holds it, or set $var to a free port in .env"
     log "starting $name"
-    sctl start "$name" >/dev/null || true
-  fi
-  if ! wait_for "$name" "$timeout" "$dir/ready.sh" "$name"; then
-    die "$name failed its readiness check (log: .stack/logs/$name.log)"
-  fi
-  if [ -x "$dir/init.sh" ] && ! is_service "$name"; then
-    "$dir/init.sh" || die "$name init failed"
-  fi
+    sctl start "$name" >/dev/null 2>&1 &  # started together; readiness is checked below
+  done
+  wait
+  for line in "${COMPONENTS[@]}"; do
+    read -r name _ timeout w <<<"$line"
+    [ "$w" = "$wave" ] || continue
+    dir="$(component_dir "$name")"
+    if ! wait_for "$name" "$timeout" "$dir/ready.sh" "$name"; then
+      die "$name failed its readiness check (log: .stack/logs/$name.log)"
+    fi
+    if [ -x "$dir/init.sh" ] && ! is_service "$name"; then
+      "$dir/init.sh" || die "$name init failed"
+    fi
+  done
 done
 trap - INT TERM
 

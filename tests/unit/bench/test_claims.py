@@ -67,8 +67,8 @@ def test_find_matches_metric_and_every_part() -> None:
 
 def test_compare_reads_latencies() -> None:
     assert compare(1.0, 3.0) == "3.0x faster"
-    assert compare(3.0, 1.0, what=" than Redis") == "3.0x slower than Redis"
-    assert compare(1.0, 1.2) == "on par"
+    assert compare(3.0, 1.0, other="Redis") == "3.0x slower than Redis"
+    assert compare(1.0, 1.2, other="Redis") == "on par with Redis"
     assert compare(0, 1.0) == "not comparable"
 
 
@@ -82,7 +82,11 @@ def test_leaderboard_claim_holds_only_without_the_index() -> None:
 def test_friends_claim_verdict_follows_the_numbers() -> None:
     assert "does not hold" in friends(FIGURES)
     faster = [Figure("M6", "friend-of-friend top 10, Neo4j p50 (10k users)", 2.0, "ms", "pg", 4.0)]
-    assert "**Verdict:** holds" in friends(faster)
+    assert "**Verdict:** holds:" in friends(faster)
+    mixed = [*faster, Figure("M6", "friend-of-friend top 10, Neo4j p50 (100k users)", 9.0, "ms",
+                             "pg", 8.0)]
+    text = friends(mixed)
+    assert "holds only at some sizes" in text and "grew 2.0x" in text
 
 
 def test_cache_claim_measures_the_gain() -> None:

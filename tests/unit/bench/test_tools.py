@@ -7,10 +7,12 @@ import time
 
 import pytest
 
+from bench.core import Figure
 from bench.tools import (
     Pacer,
     Visibility,
     Write,
+    notes,
     paced,
     parse_redis_benchmark_csv,
     parse_wrk,
@@ -145,3 +147,13 @@ def test_wrk_scripts_quote_their_data() -> None:
     assert '{"/users/1", "/users/2"}' in rotate_paths_lua(["/users/1", "/users/2"])
     script = post_json_lua('{"title": "it\'s"}')
     assert 'wrk.body = \'{"title": "it\\\'s"}\'' in script
+
+
+def test_notes_list_the_figures_of_one_metric() -> None:
+    figures = [
+        Figure("M4", "cached", 1, "req/s", note="2% cache misses"),
+        Figure("M4", "health", 1, "req/s"),
+        Figure("M1", "kafka", 1, "ms", note="other metric"),
+    ]
+    assert notes(figures, "M4") == "- cached: 2% cache misses"
+    assert notes(figures, "M7") == ""

@@ -73,6 +73,8 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
         probe.bind((stack.host, 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "CAMPUS_ENVIRONMENT": "development"}
+    log_path = ROOT / ".stack" / "logs" / "timeseries-second.log"
+    log = log_path.open("wb")
     second = subprocess.Popen(
         [
             sys.executable,
@@ -86,13 +88,13 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         async with Load(stack, rate=40):
             async with httpx.AsyncClient(timeout=5) as http:
-                for _ in range(60):
+                for _ in range(120):
                     await asyncio.sleep(1)
                     try:
                         mine = (await http.get(f"http://{stack.host}:{port}/projections")).json()[0]
@@ -101,7 +103,8 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
                     if mine["partitions"]:
                         break
                 else:
-                    raise AssertionError("the second instance never got partitions")
+                    tail = log_path.read_text()[-2000:]
+                    raise AssertionError(f"the second instance never got partitions:\n{tail}")
                 theirs = (await http.get(f"{stack.service_url('timeseries')}/projections")).json()[
                     0
                 ]
@@ -115,4 +118,5 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
     finally:
         if second.poll() is None:
             second.kill()
+        log.close()
     await converged(stack, admin_http, timeout=180)

@@ -23,6 +23,6 @@ BIN="$STACK_DIR/bin/ferretdb"
 
 export FERRETDB_LISTEN="${FERRETDB_LISTEN:-$CAMPUS_HOST:$CAMPUS_MONGO_PORT}"
 # One pgx pool per credential pair; cap it well below PostgreSQL's max_connections (100).
-export FERRETDB_POSTGRESQL_URL="${FERRETDB_POSTGRESQL_URL:-postgres://$CAMPUS_HOST:$CAMPUS_PG_PORT/campus_docs?sslmode=disable&pool_max_conns=20}"
+export FERRETDB_POSTGRESQL_URL="${FERRETDB_POSTGRESQL_URL:-postgres://$CAMPUS_HOST:$CAMPUS_PG_PORT/campus_docs?sslmode=disable&pool_max_conns=40}"
 export FERRETDB_LOG_LEVEL="${FERRETDB_LOG_LEVEL:-info}"
 exec "$BIN"

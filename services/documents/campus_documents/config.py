@@ -14,7 +14,9 @@ class Settings(CampusSettings):
     # wants SCRAM-SHA-256 against the `admin` database, where its root user lives.
     mongo_auth_mechanism: str = "PLAIN"
     mongo_auth_source: str = ""
-    docs_db_pool_max: int = 50
+    # FerretDB v1 can hold two PostgreSQL connections per client operation (a read, then the
+    # write) from a pool of 40: keep our side well under half of it so it never deadlocks.
+    docs_db_pool_max: int = 12
     users_timeout_s: float = 3.0
     relay_batch: int = 500
     relay_idle_s: float = 1.0

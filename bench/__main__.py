@@ -20,6 +20,7 @@ SUITE = [
     "bench.api",  # M4, documents feed and writes, analytics
     "bench.cdc",  # M1, M8 (wants idle projections, so after the bulk writers above)
     "bench.throughput",  # M2 (it leaves a backlog and cleans up after itself)
+    "bench.drain",  # issue 7: drain after a pause
     "bench.claims",  # the brief's claims against the figures above (measures nothing)
 ]
 

@@ -40,7 +40,7 @@ def _port_open(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:
-    return StackSettings()  # type: ignore[call-arg]
+    return StackSettings()
 
 
 @pytest.fixture(scope="session")

@@ -95,10 +95,33 @@ def test_services_listen_on_their_native_ports(compose: dict[str, Any]) -> None:
 def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for dep, cond in (svc.get("depends_on") or {}).items():
-            assert cond["condition"] in ("service_healthy", "service_completed_successfully"), (
+            assert cond["condition"] in (
+                "service_healthy",
+                "service_completed_successfully",
+                "service_started",
+            ), (
                 name,
                 dep,
             )
             target = compose["services"][dep]
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in target, dep
+
+
+def test_observability_profile_scrapes_every_service(compose: dict[str, Any]) -> None:
+    assert compose["services"]["prometheus"]["profiles"] == ["observability"]
+    assert compose["services"]["grafana"]["profiles"] == ["observability"]
+    scrape = yaml.safe_load((ROOT / "stack" / "observability" / "prometheus.yml").read_text())
+    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    for name in ("gateway", "users", "documents", "graph", "timeseries"):
+        port = compose["services"][name]["command"][-1]
+        assert f"{name}:{port}" in targets
+    board = ROOT / "stack" / "observability" / "grafana" / "dashboards" / "campusconnect.json"
+    text = board.read_text()
+    for metric in (
+        "campus_projection_lag",
+        "campus_projection_heartbeat_delay_seconds",
+        "campus_http_request_seconds_bucket",
+        "campus_replication_slot_retained_bytes",
+    ):
+        assert metric in text

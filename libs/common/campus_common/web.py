@@ -98,8 +98,11 @@ def create_app(
     return app
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(StarletteHTTPException):
+    """An HTTPException, so FastAPI's body reading re-raises it instead of answering 400."""
+
+    def __init__(self) -> None:
+        super().__init__(413, f"request body larger than {MAX_BODY_BYTES} bytes")
 
 
 class _Measure:

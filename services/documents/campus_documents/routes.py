@@ -116,7 +116,7 @@ async def list_posts(
     store: StoreDep,
     author_id: PositiveId = None,
     group_id: PositiveId = None,
-    tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=40, pattern=r"^[^\x00]+$")] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Page[PostRead]:

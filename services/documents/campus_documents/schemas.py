@@ -50,6 +50,17 @@ def unsafe_key(value: Any) -> str | None:
     return None
 
 
+def has_nul(value: Any) -> bool:
+    """Whether U+0000 appears in any string or key, at any depth."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -62,6 +73,9 @@ class Strict(BaseModel):
             raise ValueError(
                 f"field name {key!r} is not allowed: names must not start with '$' or contain '.'"
             )
+        # FerretDB keeps documents in PostgreSQL, which cannot hold U+0000 in a string.
+        if has_nul(data):
+            raise ValueError("text must not contain the NUL character (U+0000)")
         return data
 
 

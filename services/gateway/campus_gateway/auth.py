@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ import jwt
 from fastapi import HTTPException, Request, status
 
 from campus_common.errors import ForbiddenError
+from campus_common.web import MAX_ID
 from campus_gateway.config import Settings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti"]
+SUBJECT = re.compile(r"[1-9][0-9]{0,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,9 @@ def decode_token(settings: Settings, token: str) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise unauthorized("invalid token") from exc
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.isdigit() or int(sub) <= 0:
+    # Exactly what issue_token writes: str.isdigit() also passes superscripts (int() then raises)
+    # and other scripts' digits (another spelling of an id); past bigint is no user of ours.
+    if not isinstance(sub, str) or not SUBJECT.fullmatch(sub) or int(sub) > MAX_ID:
         raise unauthorized("invalid token")
     return Principal(user_id=int(sub), admin=claims.get("admin") is True)
 

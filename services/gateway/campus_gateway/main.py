@@ -95,6 +95,35 @@ routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [
 ]
 app = create_app(service="gateway", lifespan=lifespan, routers=routers, title="CampusConnect API")
 
+# What a 422 really carries: `create_app`'s `{"detail": "invalid request", "errors": [...]}`, or a
+# service's `{"detail": "<why>"}` passed through. FastAPI documents its own default (`detail` as a
+# list), which no response matches, so clients generated from /openapi.json would reject them.
+VALIDATION_ERROR_BODY: dict[str, Any] = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "title": "Detail"},
+        "errors": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/ValidationError"},
+            "title": "Errors",
+        },
+    },
+}
+
+
+def _openapi_with_real_errors() -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = VALIDATION_ERROR_BODY
+    return app.openapi_schema  # type: ignore[return-value]
+
+
+app.openapi = _openapi_with_real_errors  # type: ignore[method-assign]
+
 
 @app.exception_handler(UpstreamError)
 async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:

@@ -6,15 +6,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["member", "moderator", "admin"]
 PostType = Literal["question", "note", "resource"]
 AttachmentType = Literal["link", "file", "image"]
 
 
+# Far deeper than any body of ours (a post's attachments are 3 levels); deep enough JSON would
+# exhaust the recursion of whatever walks it next (the JSON encoder, the services' validators).
+MAX_NESTING = 20
+
+
+def body_problem(data: Any) -> str | None:
+    """Why a parsed JSON body cannot be forwarded as it is, or None; iterative, for any depth."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # JSON can escape half of a UTF-16 pair (`"\\ud800"`); UTF-8 cannot carry it.
+                return "text must be valid Unicode: lone surrogates are not allowed"
+        elif isinstance(value, dict | list):
+            if depth >= MAX_NESTING:
+                return f"the body is nested more than {MAX_NESTING} levels deep"
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+    return None
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forwardable(cls, data: Any) -> Any:
+        # Checked before the fields: unconstrained and extra fields go on to a service unparsed.
+        problem = body_problem(data)
+        if problem is not None:
+            raise ValueError(problem)
+        return data
 
     def forward(self) -> dict[str, Any]:
         """What the service receives: only the fields the caller sent."""

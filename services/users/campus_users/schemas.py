@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from campus_common.web import MAX_ID
 
 Role = Literal["member", "moderator", "admin"]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refuse it as a 422 here, not as a driver error later.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Field(min_length=1, max_length=200)
 
 
@@ -17,7 +29,7 @@ class Strict(BaseModel):
 
 class UserCreate(Strict):
     email: EmailStr
-    full_name: str = Name
+    full_name: Text = Name
     password: str = Field(min_length=8, max_length=256)
 
     @model_validator(mode="before")
@@ -32,7 +44,7 @@ class UserCreate(Strict):
 
 class UserUpdate(Strict):
     email: EmailStr | None = None
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    full_name: Text | None = Field(default=None, min_length=1, max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=256)
 
     @model_validator(mode="before")
@@ -58,8 +70,8 @@ class Credentials(Strict):
 
 
 class GroupCreate(Strict):
-    name: str = Name
-    course_code: str = Field(min_length=1, max_length=50)
+    name: Text = Name
+    course_code: Text = Field(min_length=1, max_length=50)
 
 
 class GroupRead(BaseModel):
@@ -71,7 +83,7 @@ class GroupRead(BaseModel):
 
 
 class MembershipCreate(Strict):
-    user_id: int = Field(gt=0)
+    user_id: int = Field(gt=0, le=MAX_ID)
     role: Role = "member"
 
 

@@ -83,8 +83,10 @@ def test_friends_claim_verdict_follows_the_numbers() -> None:
     assert "does not hold" in friends(FIGURES)
     faster = [Figure("M6", "friend-of-friend top 10, Neo4j p50 (10k users)", 2.0, "ms", "pg", 4.0)]
     assert "**Verdict:** holds:" in friends(faster)
-    mixed = [*faster, Figure("M6", "friend-of-friend top 10, Neo4j p50 (100k users)", 9.0, "ms",
-                             "pg", 8.0)]
+    mixed = [
+        *faster,
+        Figure("M6", "friend-of-friend top 10, Neo4j p50 (100k users)", 9.0, "ms", "pg", 8.0),
+    ]
     text = friends(mixed)
     assert "holds only at some sizes" in text and "grew 2.0x" in text
 

@@ -39,7 +39,8 @@ async def main(quick: bool, only: list[str]) -> None:
             report.errors[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
     report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
-    out = ROOT / "bench" / "results" / datetime.now(UTC).strftime("%Y-%m-%d")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    out = ROOT / "bench" / "results" / (f"{day}-{'-'.join(only)}" if only else day)
     path = report.write(out)
     print(path.read_text())
     print(f"written to {path.parent}")

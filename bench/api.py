@@ -640,7 +640,9 @@ async def run(report: Report, *, quick: bool) -> None:
     seconds = 5.0 if quick else 20.0
     since = datetime.now(UTC)
     docs_settings = DocumentsSettings()
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**docs_settings.mongo_options())
+    # The bulk seeding and clean-up of 100k posts takes FerretDB v1 far longer than a request.
+    options = {**docs_settings.mongo_options(), "socketTimeoutMS": 600_000}
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**options)
     db = mongo[docs_settings.docs_db_name]
     redis = fixtures.redis_client()
     async with fixtures.http_client() as http:

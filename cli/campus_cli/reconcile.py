@@ -15,18 +15,8 @@ from typing import Any
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
-from neo4j import AsyncGraphDatabase
-from pydantic import SecretStr
 
-from campus_common.config import CampusSettings, PostgresDsn
-
-
-class ReconcileSettings(CampusSettings):
-    users_db_password: SecretStr
-    ts_db_password: SecretStr
-    neo4j_password: SecretStr
-    redis_password: SecretStr
+from campus_cli.stores import StoreSettings
 
 
 @dataclass
@@ -51,15 +41,8 @@ class Source:
     position: int
 
 
-async def _source(s: ReconcileSettings) -> Source:
-    dsn = PostgresDsn(
-        host=s.pg_host,
-        port=s.pg_port,
-        database="campus",
-        user="campus_users",
-        password=s.users_db_password,
-    ).dsn()
-    conn = await asyncpg.connect(dsn)
+async def _source(s: StoreSettings) -> Source:
+    conn = await asyncpg.connect(s.users_dsn())
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             # Read before the snapshot's rows: every change visible below is at or before it.
@@ -77,12 +60,9 @@ async def _source(s: ReconcileSettings) -> Source:
         await conn.close()
 
 
-async def _neo4j(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
+async def _neo4j(s: StoreSettings, src: Source, repair: bool) -> Drift:
     drift = Drift("neo4j")
-    uri = f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(
-        uri, auth=("neo4j", s.neo4j_password.get_secret_value())
-    ) as d:
+    async with s.neo4j() as d:
         recs, _, _ = await d.execute_query(
             "MATCH (u:User) WHERE u.lsn IS NOT NULL RETURN u.id AS id, u.full_name AS name"
         )
@@ -146,11 +126,9 @@ async def _repair_neo4j(d: Any, src: Source, drift: Drift) -> int:
     return len(fix) + len(fix_g) + len(fix_m) + len(drift.extra)
 
 
-async def _redis(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
+async def _redis(s: StoreSettings, src: Source, repair: bool) -> Drift:
     drift = Drift("redis")
-    r = aioredis.Redis(
-        host=s.redis_host, port=s.redis_port, password=s.redis_password.get_secret_value()
-    )
+    r = s.redis()
     try:
         for kind, truth, field_name in (
             ("user", src.users, "full_name"),
@@ -181,16 +159,9 @@ async def _redis(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
     return drift
 
 
-async def _timeseries(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
+async def _timeseries(s: StoreSettings, src: Source, repair: bool) -> Drift:
     drift = Drift("timeseries")
-    dsn = PostgresDsn(
-        host=s.ts_pg_host,
-        port=s.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=s.ts_db_password,
-    ).dsn()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(s.ts_dsn())
     try:
         rows = await conn.fetch(
             "SELECT dedupe_key, count(*) AS n FROM events WHERE dedupe_key LIKE 'cdc:%:created:%' "
@@ -211,15 +182,8 @@ async def _timeseries(s: ReconcileSettings, src: Source, repair: bool) -> Drift:
     return drift
 
 
-async def _repair_ts(s: ReconcileSettings, ts: asyncpg.Connection, keys: list[str]) -> int:
-    dsn = PostgresDsn(
-        host=s.pg_host,
-        port=s.pg_port,
-        database="campus",
-        user="campus_users",
-        password=s.users_db_password,
-    ).dsn()
-    conn = await asyncpg.connect(dsn)
+async def _repair_ts(s: StoreSettings, ts: asyncpg.Connection, keys: list[str]) -> int:
+    conn = await asyncpg.connect(s.users_dsn())
     rows = []
     try:
         for key in keys:
@@ -271,7 +235,7 @@ async def _repair_ts(s: ReconcileSettings, ts: asyncpg.Connection, keys: list[st
 
 async def reconcile(*, repair: bool = False) -> list[Drift]:
     """Drift of every projected store against PostgreSQL (and repair it when asked)."""
-    s = ReconcileSettings()
+    s = StoreSettings()
     src = await _source(s)
     return list(
         await asyncio.gather(

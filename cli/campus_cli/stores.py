@@ -7,17 +7,50 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from neo4j import AsyncGraphDatabase
+from neo4j import AsyncDriver, AsyncGraphDatabase
 from pydantic import SecretStr
 
 from campus_common.config import CampusSettings, PostgresDsn
 
 
 class StoreSettings(CampusSettings):
+    """What the CLI needs to look into each store itself (demos, reconcile)."""
+
     users_db_password: SecretStr
     ts_db_password: SecretStr
     neo4j_password: SecretStr
     redis_password: SecretStr
+
+    def users_dsn(self) -> str:
+        return PostgresDsn(
+            host=self.pg_host,
+            port=self.pg_port,
+            database="campus",
+            user="campus_users",
+            password=self.users_db_password,
+        ).dsn()
+
+    def ts_dsn(self) -> str:
+        return PostgresDsn(
+            host=self.ts_pg_host,
+            port=self.ts_pg_port,
+            database="campus_ts",
+            user="campus_ts",
+            password=self.ts_db_password,
+        ).dsn()
+
+    def neo4j(self) -> AsyncDriver:
+        return AsyncGraphDatabase.driver(
+            f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}",
+            auth=("neo4j", self.neo4j_password.get_secret_value()),
+        )
+
+    def redis(self) -> aioredis.Redis:
+        return aioredis.Redis(
+            host=self.redis_host,
+            port=self.redis_port,
+            password=self.redis_password.get_secret_value(),
+        )
 
 
 def _s() -> StoreSettings:
@@ -29,15 +62,7 @@ def run(coro: Any) -> Any:
 
 
 async def pg_user(user_id: int) -> dict[str, Any] | None:
-    s = _s()
-    dsn = PostgresDsn(
-        host=s.pg_host,
-        port=s.pg_port,
-        database="campus",
-        user="campus_users",
-        password=s.users_db_password,
-    ).dsn()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(_s().users_dsn())
     try:
         row = await conn.fetchrow(
             "SELECT id, email::text, full_name FROM users WHERE id = $1", user_id
@@ -48,11 +73,7 @@ async def pg_user(user_id: int) -> dict[str, Any] | None:
 
 
 async def neo4j_user(user_id: int) -> dict[str, Any] | None:
-    s = _s()
-    uri = f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(
-        uri, auth=("neo4j", s.neo4j_password.get_secret_value())
-    ) as d:
+    async with _s().neo4j() as d:
         records, _, _ = await d.execute_query(
             "MATCH (u:User {id: $id}) RETURN u.full_name AS full_name, u.lsn AS lsn", id=user_id
         )
@@ -60,13 +81,7 @@ async def neo4j_user(user_id: int) -> dict[str, Any] | None:
 
 
 async def redis_get(key: str) -> str | None:
-    s = _s()
-    r = aioredis.Redis(
-        host=s.redis_host,
-        port=s.redis_port,
-        password=s.redis_password.get_secret_value(),
-        decode_responses=True,
-    )
+    r = _s().redis()
     try:
         value = await r.get(key)
         return value.decode() if isinstance(value, bytes) else value
@@ -75,15 +90,7 @@ async def redis_get(key: str) -> str | None:
 
 
 async def ts_events(user_id: int, event_type: str) -> int:
-    s = _s()
-    dsn = PostgresDsn(
-        host=s.ts_pg_host,
-        port=s.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=s.ts_db_password,
-    ).dsn()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(_s().ts_dsn())
     try:
         return int(
             await conn.fetchval(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from campus_common.config import CampusSettings
+from campus_common.config import CampusSettings, PostgresDsn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,36 @@ class StackSettings(CampusSettings):
     jwt_secret: SecretStr
     admin_email: str
     admin_password: SecretStr
+
+    def users_dsn(self) -> str:
+        """The users service's own database, as its role."""
+        return PostgresDsn(
+            host=self.pg_host,
+            port=self.pg_port,
+            database="campus",
+            user="campus_users",
+            password=self.users_db_password,
+        ).dsn()
+
+    def ts_dsn(self) -> str:
+        """The time-series database, as its service role."""
+        return PostgresDsn(
+            host=self.ts_pg_host,
+            port=self.ts_pg_port,
+            database="campus_ts",
+            user="campus_ts",
+            password=self.ts_db_password,
+        ).dsn()
+
+    def superuser_dsn(self, database: str) -> str:
+        """A database as the superuser (schema changes in tests)."""
+        return PostgresDsn(
+            host=self.pg_host,
+            port=self.pg_port,
+            database=database,
+            user="postgres",
+            password=self.pg_superuser_password,
+        ).dsn()
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaProducer
 
 from campus_cli import dlq
 from campus_common import topics
-from campus_common.config import PostgresDsn
 from campus_common.events import Event
 from tests.conftest import StackSettings
 from tests.e2e.conftest import Load, converged
@@ -22,13 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 async def _ts_rows(stack: StackSettings, dedupe_key: str) -> int:
-    dsn = PostgresDsn(
-        host=stack.ts_pg_host,
-        port=stack.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=stack.ts_db_password,
-    ).dsn()
+    dsn = stack.ts_dsn()
     conn = await asyncpg.connect(dsn)
     try:
         return int(
@@ -117,13 +110,7 @@ async def test_a_new_column_while_writes_flow_reaches_the_stores_that_use_it(
     stack: StackSettings, admin_http: httpx.AsyncClient
 ) -> None:
     column = f"e2e_{uuid.uuid4().hex[:6]}"
-    su = PostgresDsn(
-        host=stack.pg_host,
-        port=stack.pg_port,
-        database="campus",
-        user="postgres",
-        password=stack.pg_superuser_password,
-    ).dsn()
+    su = stack.superuser_dsn("campus")
     conn = await asyncpg.connect(su)
     try:
         async with Load(stack, rate=20):
@@ -138,13 +125,7 @@ async def test_a_new_column_while_writes_flow_reaches_the_stores_that_use_it(
             )
             await asyncio.sleep(2)
         # The time-series store keeps the whole row: the new field is there.
-        dsn = PostgresDsn(
-            host=stack.ts_pg_host,
-            port=stack.ts_pg_port,
-            database="campus_ts",
-            user="campus_ts",
-            password=stack.ts_db_password,
-        ).dsn()
+        dsn = stack.ts_dsn()
         ts = await asyncpg.connect(dsn)
         try:
 

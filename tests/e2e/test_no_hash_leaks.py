@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from neo4j import AsyncGraphDatabase
 
 from campus_common import topics
-from campus_common.config import PostgresDsn
 from tests.conftest import StackSettings
 from tests.e2e.conftest import ROOT
 from tests.helpers import eventually
@@ -136,13 +135,7 @@ async def _node(d: object, user_id: object) -> bool:
 
 
 async def test_no_hash_in_timeseries(stack: StackSettings, leak_user: dict[str, object]) -> None:
-    dsn = PostgresDsn(
-        host=stack.ts_pg_host,
-        port=stack.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=stack.ts_db_password,
-    ).dsn()
+    dsn = stack.ts_dsn()
     conn = await asyncpg.connect(dsn)
     try:
 

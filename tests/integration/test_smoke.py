@@ -15,7 +15,6 @@ from neo4j import AsyncGraphDatabase
 from pymongo import AsyncMongoClient
 
 from campus_common import topics
-from campus_common.config import PostgresDsn
 from campus_common.events import ChangeRecord
 from tests.conftest import StackSettings
 
@@ -40,14 +39,7 @@ async def test_postgres_insert_reaches_kafka_as_a_debezium_record(stack: StackSe
         for tp in parts:  # resolve the end offsets now, before the insert
             await consumer.position(tp)
         name = f"smoke-{uuid.uuid4().hex[:8]}"
-        dsn = PostgresDsn(
-            host=stack.pg_host,
-            port=stack.pg_port,
-            database="campus",
-            user="campus_users",
-            password=stack.users_db_password,
-        )
-        conn = await asyncpg.connect(dsn.dsn())
+        conn = await asyncpg.connect(stack.users_dsn())
         try:
             group_id = await conn.fetchval(
                 "INSERT INTO groups (name, course_code) VALUES ($1, 'SMOKE-1') RETURNING id", name

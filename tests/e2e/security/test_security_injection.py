@@ -17,7 +17,6 @@ import httpx
 import pytest
 from neo4j import AsyncDriver, AsyncGraphDatabase
 
-from campus_common.config import PostgresDsn
 from tests.conftest import StackSettings
 from tests.e2e.security.security_helpers import PASSWORD, Account, register
 from tests.helpers import eventually, unique_email
@@ -42,13 +41,7 @@ CYPHER = [
 
 @pytest.fixture
 async def pg(stack: StackSettings) -> AsyncIterator[asyncpg.Connection]:
-    dsn = PostgresDsn(
-        host=stack.pg_host,
-        port=stack.pg_port,
-        database="campus",
-        user="campus_users",
-        password=stack.users_db_password,
-    ).dsn()
+    dsn = stack.users_dsn()
     conn = await asyncpg.connect(dsn)
     try:
         yield conn

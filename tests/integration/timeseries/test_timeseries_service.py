@@ -14,7 +14,6 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from campus_common import topics
-from campus_common.config import PostgresDsn
 from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
 from campus_common.kafka import new_producer, publish
@@ -34,14 +33,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def pool(stack: StackSettings) -> AsyncIterator[AsyncConnectionPool]:
     """The service's own role on campus_ts: what it may do, the tests may do."""
-    dsn = PostgresDsn(
-        host=stack.ts_pg_host,
-        port=stack.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=stack.ts_db_password,
-    )
-    async with AsyncConnectionPool(dsn.dsn(), min_size=1, max_size=4, open=False) as p:
+    async with AsyncConnectionPool(stack.ts_dsn(), min_size=1, max_size=4, open=False) as p:
         await p.open(wait=True, timeout=10)
         yield p
 

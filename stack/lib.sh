@@ -68,7 +68,7 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   if [ ! -f "$STACK_DIR/run/apt-updated" ]; then
-    $sudo apt-get update -qq && touch "$STACK_DIR/run/apt-updated"
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && touch "$STACK_DIR/run/apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
 }

@@ -301,30 +301,49 @@ def dlq_replay(
 
 
 @app.command()
-def reconcile(repair: Annotated[bool, typer.Option(help="make every store agree")] = False) -> None:
-    """Compare PostgreSQL with Neo4j, Redis and the time-series store; print the drift."""
+def reconcile(
+    repair: Annotated[
+        bool, typer.Option(help="rewrite every reported fact from its source")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable counts")] = False,
+) -> None:
+    """Derive every projected store from its sources; print what is missing, extra, duplicated
+    or stale. Exits 1 on any drift (unless --repair)."""
     from campus_cli import reconcile as rec
 
     drifts = stores.run(rec.reconcile(repair=repair))
-    table = Table(title="drift against PostgreSQL")
-    for col in ("store", "checked", "missing", "extra", "stale", "repaired"):
-        table.add_column(col)
-    for d in drifts:
-        table.add_row(
-            d.store,
-            str(d.checked),
-            str(len(d.missing)),
-            str(len(d.extra)),
-            str(len(d.stale)),
-            str(d.repaired),
+    dirty = any(not d.clean for d in drifts)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "clean": not dirty,
+                    "total": rec.total(drifts),
+                    "stores": [d.as_json() for d in drifts],
+                }
+            )
         )
-    console.print(table)
-    for d in drifts:
-        for what in ("missing", "extra", "stale"):
-            items = getattr(d, what)
-            if items:
-                console.print(f"{d.store} {what}: {items[:10]}{' …' if len(items) > 10 else ''}")
-    if any(not d.clean for d in drifts) and not repair:
+    else:
+        table = Table(title="drift against the sources")
+        for col in ("store", "checked", *rec.CATEGORIES, "repaired"):
+            table.add_column(col)
+        for d in drifts:
+            table.add_row(
+                d.store,
+                str(d.checked),
+                *(str(len(getattr(d, c))) for c in rec.CATEGORIES),
+                str(d.repaired),
+            )
+        console.print(table)
+        for d in drifts:
+            for what in rec.CATEGORIES:
+                items = getattr(d, what)
+                if items:
+                    more = " …" if len(items) > 10 else ""
+                    console.print(f"{d.store} {what}: {items[:10]}{more}")
+            if d.notes:
+                console.print(f"{d.store} notes: {d.notes}")
+    if dirty and not repair:
         raise typer.Exit(1)
 
 

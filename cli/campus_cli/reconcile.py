@@ -1,36 +1,134 @@
-"""`campus reconcile`: compare PostgreSQL (the source of truth) with every projected store.
+"""`campus reconcile`: derive every projected fact from its source and compare it with the store.
 
-Per store it reports ids missing from the store, ids the store has that PostgreSQL does not
-(extra), and entries whose values differ (stale). `--repair` makes the store agree: Neo4j nodes
-and edges are rewritten at the current WAL position (so any later change still wins), stale
-Redis entries are dropped (cache-aside refills them), missing time-series "created" events are
-inserted with the projection's own dedupe keys (so a later replay adds nothing).
+Sources: PostgreSQL (users, groups, memberships), the Kafka topics the projections consume (the
+CDC topics and the two domain-event topics, read from offset 0) and the documents database.
+Each store's content is recomputed from them, independently of the projection code, and every
+difference lands in one of four categories:
+- `missing`: a fact the source implies that the store lacks (or a score lower than derived);
+- `extra`: a fact the store holds that no source implies;
+- `duplicated`: one source fact applied more than once (two rows with one dedupe key, two edges
+  for one friendship, a leaderboard score or hot-post score above what the events add up to);
+- `stale`: the store holds an older value or an older WAL position than the source.
+
+Checked:
+- neo4j: users, groups, memberships against PostgreSQL (values and WAL position); FRIEND and
+  FOLLOWS edges against the graph service's own event log (`campus.graph.events`), both
+  directions, no duplicates;
+- redis: cached profiles against PostgreSQL; `leaderboard:points`, `hot:posts` and every
+  `recent:group:*` list recomputed from the event log, each event counted once;
+- timeseries: one row per CDC change (create, update, delete) and per domain event, by its
+  dedupe key;
+- documents: every post, comment and like in the documents database has exactly one event on
+  `campus.documents.events` (one event id; a republish of the same id is counted as a note).
+
+Records a projection dead-lettered (and that were not replayed) are left out of what that
+projection is expected to hold. Run it once the projections have caught up (lag 0): facts in
+flight show up as missing. `--repair` rewrites each reported fact from its source.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from pymongo import AsyncMongoClient
 
 from campus_cli.stores import StoreSettings
+from campus_common import topics
+from campus_common.events import ChangeRecord, Event
+from campus_common.kafka import ensure_topics, topic_partitions
+
+CATEGORIES = ("missing", "extra", "duplicated", "stale")
+PROJECTIONS = ("graph", "cache", "timeseries")
+
+# The cache projection's points and hot-post boosts (services/gateway/.../consumers.py), spelled
+# again on purpose: the reconcile must not share the code it checks.
+POINTS = {"join": 5, "post": 10, "comment": 2, "like_received": 1, "friend": 1, "follower": 1}
+HOT_BOOST_S = {"comment": 3600, "like": 600}
+LEADERBOARD = "leaderboard:points"
+HOT_POSTS = "hot:posts"
+CDC_TABLES = {topics.USERS: "users", topics.GROUPS: "groups", topics.MEMBERSHIPS: "memberships"}
+TOLERANCE = 1e-3
 
 
 @dataclass
 class Drift:
+    """What one store gets wrong; each item is (kind, key)."""
+
     store: str
     checked: int = 0
     missing: list[Any] = field(default_factory=list)
     extra: list[Any] = field(default_factory=list)
+    duplicated: list[Any] = field(default_factory=list)
     stale: list[Any] = field(default_factory=list)
     repaired: int = 0
+    # Informational counts that are not drift (republished ids, events still pending, ...).
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.extra or self.stale)
+        return not (self.missing or self.extra or self.duplicated or self.stale)
+
+    def as_json(self) -> dict[str, Any]:
+        """Counts per category and per kind of fact, for `--json`, tests and the dashboard."""
+        out: dict[str, Any] = {"store": self.store, "checked": self.checked}
+        for cat in CATEGORIES:
+            items = getattr(self, cat)
+            out[cat] = len(items)
+            out[f"{cat}_by_kind"] = dict(Counter(str(i[0]) for i in items))
+            out[f"{cat}_sample"] = [str(i) for i in items[:5]]
+        out["repaired"] = self.repaired
+        out["notes"] = self.notes
+        out["clean"] = self.clean
+        return out
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    topic: str
+    partition: int
+    offset: int
+    record: ChangeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+
+@dataclass
+class Log:
+    """Every record of the topics the projections consume, in partition order."""
+
+    changes: list[Change] = field(default_factory=list)
+    documents: list[Published] = field(default_factory=list)
+    graph: list[Published] = field(default_factory=list)
+    unparseable: int = 0
+    # (topic, partition, offset) of records each projection dead-lettered and never replayed.
+    dead: dict[str, set[tuple[str, int, int]]] = field(default_factory=dict)
+
+    def changes_for(self, projection: str) -> list[Change]:
+        dead = self.dead.get(projection, set())
+        return [c for c in self.changes if (c.topic, c.partition, c.offset) not in dead]
+
+    def events_for(self, projection: str, log: list[Published]) -> list[Published]:
+        dead = self.dead.get(projection, set())
+        return [p for p in log if (p.topic, p.partition, p.offset) not in dead]
 
 
 @dataclass
@@ -41,7 +139,71 @@ class Source:
     position: int
 
 
-async def _source(s: StoreSettings) -> Source:
+async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRecord[Any, Any]]:
+    """Every record now in these topics, from offset 0 to the end offsets read at the start."""
+    names = list(names)
+    await ensure_topics(s.kafka, names)
+    parts = await topic_partitions(s.kafka, names)
+    if not parts:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        starts = await consumer.beginning_offsets(parts)
+        todo = {tp for tp in parts if ends[tp] > starts[tp]}
+        await consumer.seek_to_beginning(*parts)
+        out: list[ConsumerRecord[Any, Any]] = []
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
+            for tp, records in batch.items():
+                out += [r for r in records if r.offset < ends[tp]]
+                if await consumer.position(tp) >= ends[tp]:
+                    todo.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _dead_letters(s: StoreSettings) -> dict[str, set[tuple[str, int, int]]]:
+    from campus_cli import dlq
+
+    out: dict[str, set[tuple[str, int, int]]] = {}
+    for projection in PROJECTIONS:
+        out[projection] = {
+            (d.original_topic, d.original_partition, d.original_offset)
+            for d in await dlq.list_letters(projection)
+            if not d.replayed
+        }
+    return out
+
+
+async def read_log(s: StoreSettings) -> Log:
+    """The CDC and domain topics, parsed; unparseable records (poison) are counted, not used."""
+    log = Log()
+    records = await read_topics(s, [*CDC_TABLES, *topics.DOMAIN_TOPICS])
+    for rec in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        if rec.value is None:
+            continue
+        try:
+            if rec.topic in CDC_TABLES:
+                change = ChangeRecord.from_bytes(rec.value)
+                if change.op in ("c", "r", "u", "d"):
+                    log.changes.append(Change(rec.topic, rec.partition, rec.offset, change))
+            else:
+                event = Event.from_bytes(rec.value)
+                target = log.documents if rec.topic == topics.DOCUMENT_EVENTS else log.graph
+                target.append(Published(rec.topic, rec.partition, rec.offset, event))
+        except ValueError:
+            log.unparseable += 1
+    log.dead = await _dead_letters(s)
+    return log
+
+
+async def read_source(s: StoreSettings) -> Source:
     conn = await asyncpg.connect(s.users_dsn())
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -60,58 +222,171 @@ async def _source(s: StoreSettings) -> Source:
         await conn.close()
 
 
-async def _neo4j(s: StoreSettings, src: Source, repair: bool) -> Drift:
+def _pk(topic: str, row: dict[str, Any]) -> tuple[int, ...]:
+    if topic == topics.MEMBERSHIPS:
+        return (int(row["user_id"]), int(row["group_id"]))
+    return (int(row["id"]),)
+
+
+def latest_positions(changes: Iterable[Change]) -> dict[tuple[str, tuple[int, ...]], int]:
+    """The WAL position of the newest change of every row, by (table, key)."""
+    out: dict[tuple[str, tuple[int, ...]], int] = {}
+    for c in changes:
+        key = (CDC_TABLES[c.topic], _pk(c.topic, c.record.row))
+        if c.record.source.lsn is not None:
+            out[key] = max(out.get(key, -1), c.record.source.lsn)
+    return out
+
+
+def compare(
+    drift: Drift, kind: str, want: dict[Any, Any], have: dict[Any, Any], counts: dict[Any, int]
+) -> None:
+    """Fill the categories for one kind of fact (`counts`: how often the store holds each)."""
+    drift.checked += len(want)
+    drift.missing += [(kind, k) for k in want if k not in have]
+    drift.extra += [(kind, k) for k in have if k not in want]
+    drift.stale += [(kind, k) for k in want if k in have and have[k] != want[k]]
+    drift.duplicated += [(kind, k) for k, n in counts.items() if n > 1]
+
+
+# --- neo4j -------------------------------------------------------------------------------------
+
+
+def edges_from_events(
+    events: Iterable[Published], users: dict[int, str]
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """FRIEND (both directions) and FOLLOWS edges the graph event log implies, by last event.
+
+    Both directions of a pair share a key, hence a partition, so partition order is their order.
+    Edges of a deleted user go with the user's node (no event), so they are left out.
+    """
+    friends: dict[tuple[int, int], bool] = {}
+    follows: dict[tuple[int, int], bool] = {}
+    seen: set[str] = set()
+    for pub in events:
+        e = pub.event
+        if str(e.id) in seen:
+            continue  # a relay republish: the same fact, once
+        seen.add(str(e.id))
+        p = e.payload
+        if e.type in ("friend.added", "friend.removed"):
+            a, b = int(p["user_id"]), int(p["other_id"])
+            friends[(min(a, b), max(a, b))] = e.type == "friend.added"
+        elif e.type in ("follow.added", "follow.removed"):
+            follows[(int(p["follower_id"]), int(p["followee_id"]))] = e.type == "follow.added"
+    alive = set(users)
+    friend_edges = {
+        edge
+        for (a, b), on in friends.items()
+        if on and a in alive and b in alive
+        for edge in ((a, b), (b, a))
+    }
+    follow_edges = {k for k, on in follows.items() if on and k[0] in alive and k[1] in alive}
+    return friend_edges, follow_edges
+
+
+async def check_neo4j(s: StoreSettings, src: Source, log: Log, *, repair: bool) -> Drift:
     drift = Drift("neo4j")
+    positions = latest_positions(log.changes_for("graph"))
+    friend_want, follow_want = edges_from_events(log.graph, src.users)
     async with s.neo4j() as d:
         recs, _, _ = await d.execute_query(
-            "MATCH (u:User) WHERE u.lsn IS NOT NULL RETURN u.id AS id, u.full_name AS name"
+            "MATCH (u:User) WHERE u.lsn IS NOT NULL "
+            "RETURN u.id AS id, u.full_name AS v, u.lsn AS lsn"
         )
-        users = {r["id"]: r["name"] for r in recs}
+        users = {r["id"]: r["v"] for r in recs}
+        lsns: dict[tuple[str, tuple[int, ...]], int] = {
+            ("users", (r["id"],)): r["lsn"] for r in recs
+        }
         recs, _, _ = await d.execute_query(
-            "MATCH (g:Group) WHERE g.lsn IS NOT NULL RETURN g.id AS id, g.name AS name"
+            "MATCH (g:Group) WHERE g.lsn IS NOT NULL RETURN g.id AS id, g.name AS v, g.lsn AS lsn"
         )
-        groups = {r["id"]: r["name"] for r in recs}
+        groups = {r["id"]: r["v"] for r in recs}
+        lsns |= {("groups", (r["id"],)): r["lsn"] for r in recs}
         recs, _, _ = await d.execute_query(
-            "MATCH (u:User)-[m:MEMBER_OF]->(g:Group) RETURN u.id AS u, g.id AS g, m.role AS role"
+            "MATCH (u:User)-[m:MEMBER_OF]->(g:Group) "
+            "RETURN u.id AS u, g.id AS g, m.role AS v, m.lsn AS lsn"
         )
-        members = {(r["u"], r["g"]): r["role"] for r in recs}
-        drift.checked = len(src.users) + len(src.groups) + len(src.memberships)
-        checks: list[tuple[str, dict[Any, str], dict[Any, str]]] = [
-            ("user", src.users, users),
-            ("group", src.groups, groups),
-            ("membership", src.memberships, members),
-        ]
-        for kind, want, have in checks:
-            drift.missing += [(kind, k) for k in want if k not in have]
-            drift.extra += [(kind, k) for k in have if k not in want]
-            drift.stale += [(kind, k) for k in want if k in have and have[k] != want[k]]
+        members = {(r["u"], r["g"]): r["v"] for r in recs}
+        member_counts = Counter((r["u"], r["g"]) for r in recs)
+        lsns |= {("memberships", (r["u"], r["g"])): r["lsn"] for r in recs}
+        edges: dict[str, Counter[tuple[int, int]]] = {}
+        for rel in ("FRIEND", "FOLLOWS"):
+            recs, _, _ = await d.execute_query(
+                f"MATCH (a:User)-[:{rel}]->(b:User) RETURN a.id AS a, b.id AS b, count(*) AS n"
+            )
+            edges[rel] = Counter({(r["a"], r["b"]): r["n"] for r in recs})
+
+        compare(drift, "user", src.users, users, {})
+        compare(drift, "group", src.groups, groups, {})
+        compare(drift, "membership", src.memberships, members, member_counts)
+        for (table, key), lsn in positions.items():
+            have = lsns.get((table, key))
+            kind = {"users": "user", "groups": "group", "memberships": "membership"}[table]
+            k: Any = key if table == "memberships" else key[0]
+            if have is not None and have < lsn and (kind, k) not in drift.stale:
+                drift.stale.append((kind, k))
+        for kind, rel, want in (
+            ("friend", "FRIEND", friend_want),
+            ("follow", "FOLLOWS", follow_want),
+        ):
+            have_edges = edges[rel]
+            drift.checked += len(want)
+            drift.missing += [(kind, e) for e in sorted(want) if e not in have_edges]
+            drift.extra += [(kind, e) for e in sorted(have_edges) if e not in want]
+            drift.duplicated += [(kind, e) for e, n in sorted(have_edges.items()) if n > 1]
         if repair and not drift.clean:
             drift.repaired = await _repair_neo4j(d, src, drift)
     return drift
 
 
 async def _repair_neo4j(d: Any, src: Source, drift: Drift) -> int:
+    # Rewritten at the current WAL position, so any later change still wins over the repair.
     pos = src.position
-    fix = [k for kind, k in drift.missing + drift.stale if kind == "user"]
+    fix = {
+        kind: [k for kn, k in drift.missing + drift.stale if kn == kind]
+        for kind in ("user", "group", "membership", "friend", "follow")
+    }
     await d.execute_query(
         "UNWIND $rows AS r MERGE (u:User {id: r.id}) SET u.full_name = r.name, u.lsn = $pos",
-        rows=[{"id": k, "name": src.users[k]} for k in fix],
+        rows=[{"id": k, "name": src.users[k]} for k in fix["user"]],
         pos=pos,
     )
-    fix_g = [k for kind, k in drift.missing + drift.stale if kind == "group"]
     await d.execute_query(
         "UNWIND $rows AS r MERGE (g:Group {id: r.id}) SET g.name = r.name, g.lsn = $pos",
-        rows=[{"id": k, "name": src.groups[k]} for k in fix_g],
+        rows=[{"id": k, "name": src.groups[k]} for k in fix["group"]],
         pos=pos,
     )
-    fix_m = [k for kind, k in drift.missing + drift.stale if kind == "membership"]
     await d.execute_query(
         """UNWIND $rows AS r MATCH (u:User {id: r.u}), (g:Group {id: r.g})
            MERGE (u)-[m:MEMBER_OF]->(g) SET m.role = r.role, m.lsn = $pos""",
-        rows=[{"u": u, "g": g, "role": src.memberships[(u, g)]} for u, g in fix_m],
+        rows=[{"u": u, "g": g, "role": src.memberships[(u, g)]} for u, g in fix["membership"]],
         pos=pos,
     )
+    for kind, rel in (("friend", "FRIEND"), ("follow", "FOLLOWS")):
+        await d.execute_query(
+            f"""UNWIND $rows AS r MATCH (a:User {{id: r.a}}), (b:User {{id: r.b}})
+                MERGE (a)-[e:{rel}]->(b) ON CREATE SET e.created_at = datetime.realtime()""",
+            rows=[{"a": a, "b": b} for a, b in fix[kind]],
+        )
+    for kind, key in drift.duplicated:
+        rel = {"friend": "FRIEND", "follow": "FOLLOWS", "membership": "MEMBER_OF"}[kind]
+        label = "Group" if kind == "membership" else "User"
+        # Keep the oldest copy of the edge, drop the rest.
+        await d.execute_query(
+            f"""MATCH (:User {{id: $a}})-[e:{rel}]->(:{label} {{id: $b}})
+                WITH e ORDER BY elementId(e) WITH collect(e) AS es
+                UNWIND es[1..] AS dup DELETE dup""",
+            a=key[0],
+            b=key[1],
+        )
     for kind, k in drift.extra:
+        if kind in ("friend", "follow"):
+            rel = "FRIEND" if kind == "friend" else "FOLLOWS"
+            await d.execute_query(
+                f"MATCH (:User {{id: $a}})-[e:{rel}]->(:User {{id: $b}}) DELETE e", a=k[0], b=k[1]
+            )
+            continue
         if kind == "membership":
             await d.execute_query(
                 "MATCH (:User {id: $u})-[m:MEMBER_OF]->(:Group {id: $g}) DELETE m", u=k[0], g=k[1]
@@ -123,122 +398,513 @@ async def _repair_neo4j(d: Any, src: Source, drift: Drift) -> int:
             key = f"{kind}:{k}"
         # The tombstone keeps an older change from bringing it back on replay.
         await d.execute_query("MERGE (t:Tombstone {key: $key}) SET t.lsn = $pos", key=key, pos=pos)
-    return len(fix) + len(fix_g) + len(fix_m) + len(drift.extra)
+    return sum(len(v) for v in fix.values()) + len(drift.duplicated) + len(drift.extra)
 
 
-async def _redis(s: StoreSettings, src: Source, repair: bool) -> Drift:
+# --- redis -------------------------------------------------------------------------------------
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _canon(entry: dict[str, Any]) -> str:
+    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@dataclass
+class Derived:
+    """What the cache projection must have built from the log."""
+
+    points: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    hot: dict[str, float] = field(default_factory=dict)
+    activity: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+def derive_cache(log: Log) -> Derived:
+    """Leaderboard points, hot-post scores and group activity, each event counted once."""
+    out = Derived()
+    once: set[str] = set()
+
+    def first(key: str) -> bool:
+        if key in once:
+            return False
+        once.add(key)
+        return True
+
+    def activity(group_id: Any, entry: dict[str, Any]) -> None:
+        if group_id is not None:
+            out.activity[int(group_id)][_canon(entry)] += 1
+
+    for c in log.changes_for("cache"):
+        if c.topic != topics.MEMBERSHIPS:
+            continue
+        row, lsn = c.record.row, c.record.position
+        u, g = int(row["user_id"]), int(row["group_id"])
+        if c.record.op in ("c", "r"):
+            joined_at = row.get("joined_at") or str(lsn)
+            if first(f"join:{u}:{g}:{joined_at}"):
+                out.points[u] += POINTS["join"]
+                activity(
+                    g, {"type": "join", "user_id": u, "role": row.get("role"), "at": joined_at}
+                )
+        elif c.record.op == "d" and first(f"leave:{u}:{g}:{lsn}"):
+            at = _iso(c.record.committed_at)
+            activity(g, {"type": "leave", "user_id": u, "at": at})
+    domain = sorted(
+        log.events_for("cache", log.documents) + log.events_for("cache", log.graph),
+        key=lambda p: (p.topic, p.partition, p.offset),
+    )
+    for pub in domain:
+        e = pub.event
+        if not first(str(e.id)):
+            continue
+        p, at = e.payload, _iso(e.occurred_at)
+        match e.type:
+            case "post.created":
+                post = str(p["post_id"])
+                out.points[int(p["author_id"])] += POINTS["post"]
+                out.hot.setdefault(post, e.occurred_at.timestamp())
+                activity(
+                    p.get("group_id"),
+                    {
+                        "type": "post",
+                        "user_id": int(p["author_id"]),
+                        "post_id": post,
+                        "title": p.get("title"),
+                        "at": at,
+                    },
+                )
+            case "post.deleted":
+                out.points[int(p["author_id"])] -= POINTS["post"]
+                out.hot.pop(str(p["post_id"]), None)
+            case "comment.created":
+                post = str(p["post_id"])
+                out.points[int(p["author_id"])] += POINTS["comment"]
+                if post in out.hot:
+                    out.hot[post] += HOT_BOOST_S["comment"]
+                activity(
+                    p.get("group_id"),
+                    {"type": "comment", "user_id": int(p["author_id"]), "post_id": post, "at": at},
+                )
+            case "post.liked":
+                post = str(p["post_id"])
+                out.points[int(p["author_id"])] += POINTS["like_received"]
+                if post in out.hot:
+                    out.hot[post] += HOT_BOOST_S["like"]
+                activity(
+                    p.get("group_id"),
+                    {"type": "like", "user_id": int(p["user_id"]), "post_id": post, "at": at},
+                )
+            case "friend.added" | "friend.removed":
+                delta = POINTS["friend"] * (1 if e.type == "friend.added" else -1)
+                out.points[int(p["user_id"])] += delta
+                out.points[int(p["other_id"])] += delta
+            case "follow.added" | "follow.removed":
+                delta = POINTS["follower"] * (1 if e.type == "follow.added" else -1)
+                out.points[int(p["followee_id"])] += delta
+    return out
+
+
+async def check_redis(s: StoreSettings, src: Source, log: Log, *, repair: bool) -> Drift:
     drift = Drift("redis")
+    want = derive_cache(log)
     r = s.redis()
     try:
-        for kind, truth, field_name in (
-            ("user", src.users, "full_name"),
-            ("group", src.groups, "name"),
-        ):
-            keys = [k async for k in r.scan_iter(match=f"{kind}:*", count=1000)]
-            values = await r.mget(keys) if keys else []
-            for key, raw in zip(keys, values, strict=True):
-                if raw is None:
-                    continue
-                entity = int(bytes(key).split(b":", 1)[1])
-                blob = raw if isinstance(raw, bytes) else str(raw).encode()
-                state, _, payload = blob.split(b":", 2)
-                drift.checked += 1
-                if state == b"V":
-                    value = orjson.loads(payload).get(field_name)
-                    if entity not in truth:
-                        drift.extra.append((kind, entity))
-                    elif value != truth[entity]:
-                        drift.stale.append((kind, entity))
-                elif state == b"D" and entity in truth:
-                    drift.stale.append((kind, entity))
+        await _check_profiles(r, src, drift)
+        # Leaderboard: a deleted user's row leaves the ranking, so only live users are compared.
+        board = {int(m): sc for m, sc in (await _zset(r, LEADERBOARD)).items()}
+        for uid in sorted(set(board) | set(want.points)):
+            if uid not in src.users:
+                continue
+            drift.checked += 1
+            have, expect = board.get(uid), want.points.get(uid, 0.0)
+            if have is None:
+                if abs(expect) > TOLERANCE:
+                    drift.missing.append(("leaderboard", uid))
+            elif have > expect + TOLERANCE:
+                drift.duplicated.append(("leaderboard", uid))
+            elif have < expect - TOLERANCE:
+                drift.missing.append(("leaderboard", uid))
+        # Hot posts: trimmed to the top N by score, so absence is only checked below N.
+        hot = {m.decode(): sc for m, sc in (await _zset(r, HOT_POSTS)).items()}
+        complete = len(want.hot) <= s.hot_posts_max
+        drift.checked += len(want.hot)
+        for post, expect in want.hot.items():
+            have = hot.get(post)
+            if have is None:
+                if complete:
+                    drift.missing.append(("hot", post))
+            elif have > expect + TOLERANCE:
+                drift.duplicated.append(("hot", post))
+            elif have < expect - TOLERANCE:
+                drift.missing.append(("hot", post))
+        drift.extra += [("hot", p) for p in hot if p not in want.hot]
+        # Activity lists: a multiset of entries per group, trimmed to the newest N arrivals.
+        lists: dict[int, Counter[str]] = {}
+        async for key in r.scan_iter(match="recent:group:*", count=1000):
+            gid = int(bytes(key).rsplit(b":", 1)[1])
+            lists[gid] = Counter(_canon(orjson.loads(v)) for v in await r.lrange(key, 0, -1))
+        for gid in sorted(set(lists) | set(want.activity)):
+            have_c, want_c = lists.get(gid, Counter()), want.activity.get(gid, Counter())
+            drift.checked += sum(want_c.values())
+            full = sum(want_c.values()) <= s.activity_list_max
+            for entry, n in have_c.items():
+                if entry not in want_c:
+                    drift.extra.append(("activity", (gid, entry)))
+                elif n > want_c[entry]:
+                    drift.duplicated.append(("activity", (gid, entry)))
+            if full:
+                drift.missing += [
+                    ("activity", (gid, e)) for e, n in want_c.items() if have_c.get(e, 0) < n
+                ]
         if repair and not drift.clean:
-            doomed = [f"{kind}:{k}" for kind, k in drift.extra + drift.stale]
-            drift.repaired = await r.delete(*doomed)
+            drift.repaired = await _repair_redis(r, s, src, want, drift)
     finally:
         await r.aclose()
     return drift
 
 
-async def _timeseries(s: StoreSettings, src: Source, repair: bool) -> Drift:
+async def _zset(r: Any, key: str) -> dict[bytes, float]:
+    rows = await r.zrange(key, 0, -1, withscores=True)
+    return {bytes(m): float(sc) for m, sc in rows}
+
+
+async def _check_profiles(r: Any, src: Source, drift: Drift) -> None:
+    # Profiles are cache-aside (absent is fine); an entry present must match PostgreSQL.
+    for kind, truth, field_name in (
+        ("user", src.users, "full_name"),
+        ("group", src.groups, "name"),
+    ):
+        keys = [k async for k in r.scan_iter(match=f"{kind}:*", count=1000)]
+        values = await r.mget(keys) if keys else []
+        for key, raw in zip(keys, values, strict=True):
+            if raw is None:
+                continue
+            entity = int(bytes(key).split(b":", 1)[1])
+            state, _, payload = bytes(raw).split(b":", 2)
+            drift.checked += 1
+            if state == b"V":
+                value = orjson.loads(payload).get(field_name)
+                if entity not in truth:
+                    drift.extra.append((kind, entity))
+                elif value != truth[entity]:
+                    drift.stale.append((kind, entity))
+            elif state == b"D" and entity in truth:
+                drift.stale.append((kind, entity))
+
+
+async def _repair_redis(r: Any, s: StoreSettings, src: Source, want: Derived, drift: Drift) -> int:
+    items = drift.missing + drift.extra + drift.duplicated + drift.stale
+    kinds = {k for k, _ in items}
+    # Stale or extra profiles are dropped: cache-aside refills them from the services.
+    doomed = [f"{k}:{v}" for k, v in items if k in ("user", "group")]
+    if doomed:
+        await r.delete(*doomed)
+    if "leaderboard" in kinds:
+        for kind, uid in items:
+            if kind == "leaderboard":
+                await r.zadd(LEADERBOARD, {str(uid): want.points.get(uid, 0.0)})
+    if "hot" in kinds:
+        for kind, post in items:
+            if kind != "hot":
+                continue
+            if post in want.hot:
+                await r.zadd(HOT_POSTS, {post: want.hot[post]})
+            else:
+                await r.zrem(HOT_POSTS, post)
+    groups = {key[0] for kind, key in items if kind == "activity"}
+    for gid in groups:
+        # Rebuilt newest first, as the projection's LPUSH leaves it after in-order arrival.
+        entries = sorted(
+            want.activity.get(gid, Counter()).elements(),
+            key=lambda e: str(orjson.loads(e).get("at")),
+            reverse=True,
+        )[: s.activity_list_max]
+        key = f"recent:group:{gid}"
+        await r.delete(key)
+        if entries:
+            await r.rpush(key, *entries)
+    return len(items)
+
+
+# --- timeseries --------------------------------------------------------------------------------
+
+
+def _ts_table(topic: str) -> str:
+    return {
+        topics.USERS: "users",
+        topics.GROUPS: "groups",
+        topics.MEMBERSHIPS: "group_memberships",
+    }[topic]
+
+
+def change_key(c: Change) -> str:
+    """The dedupe key of the row a CDC change must produce (see the timeseries projection)."""
+    table = _ts_table(c.topic)
+    pk = ":".join(map(str, _pk(c.topic, c.record.row)))
+    if c.record.op in ("c", "r"):
+        return f"cdc:{table}:created:{pk}"
+    verb = "updated" if c.record.op == "u" else "deleted"
+    return f"cdc:{table}:{verb}:{c.record.position}:{pk}"
+
+
+RowKey = tuple[str, datetime]
+
+
+def _at(raw: Any) -> datetime:
+    if isinstance(raw, str):
+        at = datetime.fromisoformat(raw)
+    else:
+        at = datetime.fromtimestamp(int(raw) / 1_000_000, tz=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def row_time(item: Change | Published) -> datetime:
+    """The time the projection files a row under (part of its unique key with the dedupe key)."""
+    if isinstance(item, Published):
+        at = item.event.occurred_at
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+    rec = item.record
+    if rec.op in ("c", "r"):
+        column = "joined_at" if item.topic == topics.MEMBERSHIPS else "created_at"
+        return _at(rec.row[column])
+    return rec.committed_at
+
+
+def expected_rows(log: Log) -> dict[RowKey, Change | Published]:
+    """Every row the time-series store must hold, by (dedupe key, time).
+
+    A membership left and joined again keeps its dedupe key but has a new joined_at: two rows.
+    """
+    want: dict[RowKey, Change | Published] = {}
+    for c in log.changes_for("timeseries"):
+        want.setdefault((change_key(c), row_time(c)), c)
+    for pub in log.events_for("timeseries", log.documents + log.graph):
+        want.setdefault((str(pub.event.id), row_time(pub)), pub)
+    return want
+
+
+async def check_timeseries(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
     drift = Drift("timeseries")
+    want = expected_rows(log)
     conn = await asyncpg.connect(s.ts_dsn())
     try:
-        rows = await conn.fetch(
-            "SELECT dedupe_key, count(*) AS n FROM events WHERE dedupe_key LIKE 'cdc:%:created:%' "
-            "GROUP BY dedupe_key"
-        )
-        have = {r["dedupe_key"]: r["n"] for r in rows}
-        want = {f"cdc:users:created:{k}" for k in src.users}
-        want |= {f"cdc:groups:created:{k}" for k in src.groups}
-        want |= {f"cdc:group_memberships:created:{u}:{g}" for u, g in src.memberships}
+        rows = await conn.fetch("SELECT dedupe_key, time FROM events")
+        # The bench writes straight into the table on purpose; its rows have their own prefix.
+        have = {
+            (r["dedupe_key"], r["time"]) for r in rows if not r["dedupe_key"].startswith("bench")
+        }
+        want_keys = {k for k, _ in want}
         drift.checked = len(want)
-        drift.missing = sorted(k for k in want if k not in have)
-        # One source event must be one row: a key seen twice was applied twice.
-        drift.stale = sorted(k for k, n in have.items() if n > 1)
-        if repair and drift.missing:
-            drift.repaired = await _repair_ts(s, conn, drift.missing)
+        drift.missing = [("row", k) for k in sorted(want) if k not in have]
+        # (dedupe_key, time) is the table's primary key, so a fact stored twice shows up as its
+        # key filed under a second time.
+        wrong = sorted(k for k in have if k not in want)
+        drift.duplicated = [("row", k) for k in wrong if k[0] in want_keys]
+        drift.extra = [("row", k) for k in wrong if k[0] not in want_keys]
+        if repair and not drift.clean:
+            drift.repaired = await _repair_ts(conn, want, drift)
     finally:
         await conn.close()
     return drift
 
 
-async def _repair_ts(s: StoreSettings, ts: asyncpg.Connection, keys: list[str]) -> int:
-    conn = await asyncpg.connect(s.users_dsn())
-    rows = []
-    try:
-        for key in keys:
-            _, table, _, pk = key.split(":", 3)
-            if table == "users":
-                r = await conn.fetchrow(
-                    "SELECT id, email::text, full_name, created_at FROM users WHERE id=$1", int(pk)
-                )
-                if r:
-                    rows.append(
-                        (r["created_at"], r["id"], "user.created", dict(r), "cdc:users", key)
-                    )
-            elif table == "groups":
-                r = await conn.fetchrow(
-                    "SELECT id, name, course_code, created_at FROM groups WHERE id=$1", int(pk)
-                )
-                if r:
-                    rows.append(
-                        (r["created_at"], None, "group.created", dict(r), "cdc:groups", key)
-                    )
-            else:
-                u, g = (int(x) for x in pk.split(":"))
-                r = await conn.fetchrow(
-                    "SELECT user_id, group_id, role, joined_at FROM group_memberships "
-                    "WHERE user_id=$1 AND group_id=$2",
-                    u,
-                    g,
-                )
-                if r:
-                    rows.append(
-                        (
-                            r["joined_at"],
-                            u,
-                            "membership.created",
-                            dict(r),
-                            "cdc:group_memberships",
-                            key,
-                        )
-                    )
-    finally:
-        await conn.close()
-    await ts.executemany(
+def _row(rk: RowKey, item: Change | Published) -> tuple[Any, ...]:
+    key, at = rk
+    if isinstance(item, Published):
+        e = item.event
+        return (at, e.user_id, e.type, e.payload, e.source, key)
+    rec, table = item.record, _ts_table(item.topic)
+    entity = {"users": "user", "groups": "group", "group_memberships": "membership"}[table]
+    row = rec.row
+    actor = {"users": "id", "group_memberships": "user_id"}.get(table)
+    if rec.op in ("c", "r"):
+        verb, props = "created", row
+    else:
+        verb = "updated" if rec.op == "u" else "deleted"
+        pk_cols = ("user_id", "group_id") if table == "group_memberships" else ("id",)
+        props = row if rec.op == "u" else {c: row[c] for c in pk_cols}
+    props = {k: v for k, v in props.items() if "password" not in k.lower()}
+    user_id = row.get(actor) if actor else None
+    return (at, user_id, f"{entity}.{verb}", props, f"cdc:{table}", key)
+
+
+async def _repair_ts(conn: asyncpg.Connection, want: dict[RowKey, Any], drift: Drift) -> int:
+    rows = [_row(k, want[k]) for _, k in drift.missing]
+    await conn.executemany(
         "INSERT INTO events (time, user_id, event_type, properties, source, dedupe_key) "
         "VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING",
-        [(t, u, e, orjson.dumps(p, default=str).decode(), src, k) for t, u, e, p, src, k in rows],
+        [(*r[:3], orjson.dumps(r[3], default=str).decode(), *r[4:]) for r in rows],
     )
-    return len(rows)
+    extra = drift.extra + drift.duplicated
+    for _, (key, at) in extra:
+        await conn.execute("DELETE FROM events WHERE dedupe_key = $1 AND time = $2", key, at)
+    return len(rows) + len(extra)
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+def document_facts(
+    log: Log,
+) -> tuple[dict[tuple[Any, ...], set[str]], int, set[str], dict[str, str]]:
+    """Event ids per fact on the documents topic, records that repeated an id, deleted posts,
+    and the post of every comment."""
+    facts: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    comment_post: dict[str, str] = {}
+    ids: Counter[str] = Counter()
+    deleted: set[str] = set()
+    for pub in log.documents:
+        e, p = pub.event, pub.event.payload
+        ids[str(e.id)] += 1
+        match e.type:
+            case "post.created":
+                facts[("post", str(p["post_id"]))].add(str(e.id))
+            case "comment.created":
+                facts[("comment", str(p["comment_id"]))].add(str(e.id))
+                comment_post[str(p["comment_id"])] = str(p["post_id"])
+            case "post.liked":
+                facts[("like", (str(p["post_id"]), int(p["user_id"])))].add(str(e.id))
+            case "post.deleted":
+                deleted.add(str(p["post_id"]))
+    return facts, sum(n - 1 for n in ids.values()), deleted, comment_post
+
+
+async def check_documents(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
+    drift = Drift("documents")
+    facts, republished, deleted, comment_post = document_facts(log)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**s.mongo_options())
+    try:
+        db = client[s.docs_db_name]
+        want: dict[tuple[Any, ...], bool] = {}  # fact → its event is still pending in the outbox
+        pending_posts: set[str] = set()
+        async for post in db.posts.find({}, {"liked_by": 1, "pending": 1, "outbox": 1}):
+            pid = str(post["_id"])
+            queued = {o.get("type") for o in post.get("outbox", [])}
+            if post.get("pending"):
+                pending_posts.add(pid)
+            want[("post", pid)] = "post.created" in queued
+            for uid in post.get("liked_by", []):
+                want[("like", (pid, int(uid)))] = bool(post.get("pending"))
+        async for c in db.comments.find({}, {"pending": 1, "post_id": 1}):
+            want[("comment", str(c["_id"]))] = bool(c.get("pending"))
+        drift.checked = len(want)
+        drift.notes = {
+            "republished_records": republished,
+            "pending_events": sum(want.values()),
+        }
+        for fact, pending in want.items():
+            n = len(facts.get(fact, ()))
+            if n == 0 and not pending:
+                drift.missing.append(fact)
+            elif n > 1:
+                drift.duplicated.append(fact)
+        for fact in facts:
+            kind, key = fact
+            post = {"post": key, "like": key[0], "comment": comment_post.get(key)}[kind]
+            # A purged post (its post.deleted went out) takes its likes and comments with it.
+            if fact not in want and post not in deleted:
+                drift.extra.append(fact)
+        if repair and drift.missing:
+            drift.repaired = await _repair_documents(db, drift.missing)
+    finally:
+        await client.close()
+    return drift
+
+
+async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
+    # A lost event is queued again in the document's own outbox; the relay publishes it.
+    from bson import ObjectId
+
+    from campus_common.events import SCHEMA_VERSION
+
+    done = 0
+    now = datetime.now(UTC)
+    for kind, key in missing:
+        if kind == "comment":
+            coll, oid = db.comments, ObjectId(key)
+            doc = await coll.find_one({"_id": oid})
+            post = await db.posts.find_one({"_id": doc["post_id"]}) if doc else None
+            if not doc or not post:
+                continue
+            etype, user, payload = (
+                "comment.created",
+                doc["author_id"],
+                {
+                    "comment_id": key,
+                    "post_id": str(post["_id"]),
+                    "group_id": post.get("group_id"),
+                    "author_id": doc["author_id"],
+                    "post_author_id": post["author_id"],
+                },
+            )
+            event_key = str(post["_id"])
+        else:
+            pid = key if kind == "post" else key[0]
+            coll, oid = db.posts, ObjectId(pid)
+            post = await coll.find_one({"_id": oid})
+            if not post:
+                continue
+            event_key = pid
+            if kind == "post":
+                etype, user = "post.created", post["author_id"]
+                payload = {
+                    "post_id": pid,
+                    "group_id": post.get("group_id"),
+                    "author_id": post["author_id"],
+                    "type": post["type"],
+                    "title": post["title"],
+                    "tags": list(post.get("tags", [])),
+                }
+            else:
+                etype, user = "post.liked", key[1]
+                payload = {
+                    "post_id": pid,
+                    "group_id": post.get("group_id"),
+                    "user_id": key[1],
+                    "author_id": post["author_id"],
+                }
+        event = {
+            "id": str(uuid.uuid4()),
+            "type": etype,
+            "occurred_at": now,
+            "schema_version": SCHEMA_VERSION,
+            "key": event_key,
+            "user_id": user,
+            "payload": payload,
+        }
+        await coll.update_one({"_id": oid}, {"$push": {"outbox": event}, "$set": {"pending": True}})
+        done += 1
+    return done
+
+
+# --- all ---------------------------------------------------------------------------------------
 
 
 async def reconcile(*, repair: bool = False) -> list[Drift]:
-    """Drift of every projected store against PostgreSQL (and repair it when asked)."""
+    """Drift of every derived store against its sources (and repair it when asked)."""
     s = StoreSettings()
-    src = await _source(s)
-    return list(
+    src = await read_source(s)
+    log = await read_log(s)
+    drifts = list(
         await asyncio.gather(
-            _neo4j(s, src, repair), _redis(s, src, repair), _timeseries(s, src, repair)
+            check_neo4j(s, src, log, repair=repair),
+            check_redis(s, src, log, repair=repair),
+            check_timeseries(s, log, repair=repair),
+            check_documents(s, log, repair=repair),
         )
     )
+    drifts[2].notes["unparseable_records"] = log.unparseable
+    for projection, dead in log.dead.items():
+        drifts[0].notes[f"dead_lettered_{projection}"] = len(dead)
+    return drifts
+
+
+def total(drifts: Iterable[Drift]) -> dict[str, int]:
+    """Sum of every category over all stores."""
+    out = dict.fromkeys(CATEGORIES, 0)
+    for d in drifts:
+        for cat in CATEGORIES:
+            out[cat] += len(getattr(d, cat))
+    return out

@@ -20,6 +20,14 @@ class StoreSettings(CampusSettings):
     ts_db_password: SecretStr
     neo4j_password: SecretStr
     redis_password: SecretStr
+    docs_db_password: SecretStr
+    docs_db_user: str = "campus_docs"
+    docs_db_name: str = "campus"
+    mongo_auth_mechanism: str = "PLAIN"
+    mongo_auth_source: str = ""
+    # The gateway's trims (same variables): the reconcile must know how much Redis keeps.
+    activity_list_max: int = 50
+    hot_posts_max: int = 1000
 
     def users_dsn(self) -> str:
         return PostgresDsn(
@@ -44,6 +52,20 @@ class StoreSettings(CampusSettings):
             f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}",
             auth=("neo4j", self.neo4j_password.get_secret_value()),
         )
+
+    def mongo_options(self) -> dict[str, Any]:
+        """Keyword arguments for AsyncMongoClient, as the documents service connects."""
+        return {
+            "host": self.mongo_host,
+            "port": self.mongo_port,
+            "username": self.docs_db_user,
+            "password": self.docs_db_password.get_secret_value(),
+            "authMechanism": self.mongo_auth_mechanism,
+            "authSource": self.mongo_auth_source
+            or ("$external" if self.mongo_auth_mechanism == "PLAIN" else "admin"),
+            "tz_aware": True,
+            "serverSelectionTimeoutMS": 5000,
+        }
 
     def redis(self) -> aioredis.Redis:
         return aioredis.Redis(

@@ -136,6 +136,8 @@ class ProjectionRunner(Generic[T]):
         self.paused = False
         self.applied_total = 0
         self.last_applied_at: float | None = None
+        # The batch between fetch and commit, if any: what a crash now would redeliver.
+        self.in_flight: dict[str, Any] | None = None
         # Freshness: the newest CDC heartbeat applied, and when (see staleness()).
         self.last_beat_at: float | None = None
         self.last_beat_applied_at: float | None = None
@@ -278,12 +280,21 @@ class ProjectionRunner(Generic[T]):
                     async with self.batch_lock:
                         if tp not in consumer.assignment():
                             continue  # revoked while we waited: the new owner re-reads it
+                        self.in_flight = {
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "first_offset": records[0].offset,
+                            "last_offset": records[-1].offset,
+                            "since": time.time(),
+                        }
                         await self._process(records)
                         # Commit only after the side effect: a crash before this line redelivers.
                         await consumer.commit({tp: records[-1].offset + 1})
+                        self.in_flight = None
         except _Stopping:
             log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
         finally:
+            self.in_flight = None
             await consumer.stop()
             self.consumer = None
 

@@ -48,6 +48,7 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
         "staleness_s": runner.staleness(),
         "last_heartbeat_at": runner.last_beat_at,
         "applied_total": runner.applied_total,
+        "batch_in_flight": runner.in_flight,
         "last_applied_at": runner.last_applied_at,
         "now": time.time(),
     }

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -175,7 +176,9 @@ async def lags(s: FaultSettings) -> dict[str, int]:
         for name in PROJECTION_HOST:
             try:
                 p = await projection(s, http, name)
-                out[name] = p["total_lag"] if p["partitions"] else -1
+                # Heartbeats arrive every second: that topic is never quite caught up.
+                parts = [q for q in p["partitions"] if q["topic"] != topics.HEARTBEATS]
+                out[name] = sum(q["lag"] for q in parts) if parts else -1
             except (httpx.HTTPError, ValueError):
                 out[name] = -1
     return out
@@ -670,6 +673,8 @@ class Outcome:
     max_error_rate: float
     statuses_during: dict[str, int]
     statuses_500: int
+    errors_by_op: dict[str, int]
+    errors_by_op_during: dict[str, int]
     lost: int  # acknowledged writes missing from a store that projects them
     problems: list[str]
     drift: dict[str, int]
@@ -738,6 +743,8 @@ async def run_fault(
         max_error_rate=fault.max_error_rate,
         statuses_during=statuses,
         statuses_500=sum(a.status == 500 for a in load.attempts),
+        errors_by_op=dict(Counter(f"{a.op} {a.status}" for a in load.errors).most_common(12)),
+        errors_by_op_during=dict(Counter(f"{a.op} {a.status}" for a in failed)),
         lost=len(problems),
         problems=problems[:20],
         drift=total(drifts),

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
 
-.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench demo-consistency demo-failure lag
+.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-unit: ## pure logic only, no servers
 
 test-integration: up ## tests against the running stack
 	$(PYTEST) -m integration tests/integration
+
+chaos: up ## random faults under the mixed load for MINUTES (default 10), then a table
+	uv run --frozen campus chaos --minutes $(if $(MINUTES),$(MINUTES),10)
 
 bench: up ## run the benchmark suite (QUICK=1 for a short run)
 	uv run --frozen python -m bench $(if $(QUICK),--quick,)

@@ -348,6 +348,61 @@ def reconcile(
 
 
 @app.command()
+def chaos(
+    minutes: Annotated[float, typer.Option(help="how long to keep injecting faults")] = 10,
+    seed: Annotated[int | None, typer.Option(help="pick the same faults again")] = None,
+) -> None:
+    """Inject randomly chosen faults of the suite one after another under the mixed load; a line
+    per fault (acked writes, errors, reconcile), then a table. Exits 1 if any fault failed."""
+    import random
+
+    from campus_cli import faults
+
+    rng = random.Random(seed)
+    deadline = time.monotonic() + minutes * 60
+    outcomes: list[faults.Outcome] = []
+    while time.monotonic() < deadline:
+        name = rng.choice(list(faults.FAULTS))
+        try:
+            outcome = stores.run(faults.run_fault(name))
+        except Exception as exc:  # a fault that could not even be proven is a failure too
+            console.print(f"[red]{name}: {type(exc).__name__}: {exc}[/]")
+            raise typer.Exit(1) from exc
+        outcomes.append(outcome)
+        colour = "green" if outcome.ok else "red"
+        console.print(f"[{colour}]{outcome.line()}[/]")
+    table = Table(title=f"chaos: {len(outcomes)} faults in {minutes:g} min")
+    for col in (
+        "fault",
+        "injected",
+        "acked",
+        "lost",
+        "applied twice",
+        "stale",
+        "errors during",
+        "max error rate",
+        "ok",
+    ):
+        table.add_column(col)
+    for name in sorted({o.fault for o in outcomes}):
+        runs = [o for o in outcomes if o.fault == name]
+        table.add_row(
+            name,
+            str(len(runs)),
+            str(sum(o.acked for o in runs)),
+            str(sum(o.lost + o.drift["missing"] for o in runs)),
+            str(sum(o.drift["duplicated"] for o in runs)),
+            str(sum(o.drift["stale"] for o in runs)),
+            f"{sum(o.errors_during for o in runs)}/{sum(o.attempts_during for o in runs)}",
+            f"{max(o.error_rate_during for o in runs):.0%}",
+            "yes" if all(o.ok for o in runs) else "[red]no[/]",
+        )
+    console.print(table)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
 def rebuild(projection: str) -> None:
     """Empty a projection's store, rewind its consumer group and replay from Kafka."""
     from rich.progress import Progress

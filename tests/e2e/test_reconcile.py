@@ -117,4 +117,3 @@ async def test_an_update_event_deleted_from_events_is_found_and_repaired(
         }
     finally:
         await conn.close()
-

@@ -95,25 +95,27 @@ async def test_a_friend_edge_deleted_in_neo4j_is_found_and_repaired(
 async def test_an_update_event_deleted_from_events_is_found_and_repaired(
     pair: dict[str, Any],
 ) -> None:
-    conn = await asyncpg.connect(StoreSettings().ts_dsn())
+    dsn = StoreSettings().ts_dsn()
+    like = f"cdc:users:updated:%:{pair['a']}"
+    conn = await asyncpg.connect(dsn)
     try:
-        like = f"cdc:users:updated:%:{pair['a']}"
         key = await conn.fetchval("SELECT dedupe_key FROM events WHERE dedupe_key LIKE $1", like)
         assert key is not None
         await conn.execute("DELETE FROM events WHERE dedupe_key = $1", key)
-        ts = _of(await reconcile(), "timeseries")
-        assert [k for _, (k, _) in ts.missing] == [key]
-        assert _of(await reconcile(repair=True), "timeseries").repaired == 1
-        assert _of(await reconcile(), "timeseries").clean
+    finally:
+        await conn.close()
+    ts = _of(await reconcile(), "timeseries")
+    assert [k for _, (k, _) in ts.missing] == [key]
+    assert _of(await reconcile(repair=True), "timeseries").repaired == 1
+    assert _of(await reconcile(), "timeseries").clean
+    conn = await asyncpg.connect(dsn)
+    try:
         row = await conn.fetchrow(
             "SELECT event_type, user_id, properties->>'full_name' AS name FROM events "
             "WHERE dedupe_key = $1",
             key,
         )
-        assert dict(row) == {
-            "event_type": "user.updated",
-            "user_id": pair["a"],
-            "name": "Renamed Rec",
-        }
     finally:
         await conn.close()
+    assert row is not None
+    assert dict(row) == {"event_type": "user.updated", "user_id": pair["a"], "name": "Renamed Rec"}

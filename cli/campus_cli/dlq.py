@@ -70,9 +70,13 @@ async def _read_all(projection: str) -> tuple[list[ConsumerRecord[bytes, bytes]]
         async def behind() -> bool:
             return any([(await consumer.position(tp)) < ends[tp] for tp in parts])
 
-        while await behind():
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
+        idle = 0
+        while await behind() and idle < 10:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
                 records.extend(recs)
+            # Trailing offsets without records (transaction markers) never close the gap.
+            idle = 0 if any(batch.values()) else idle + 1
         return records, replayed
     finally:
         await consumer.stop()

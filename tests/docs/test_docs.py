@@ -69,10 +69,13 @@ class Terminal:
         )
         self.shell.sendline("stty -echo; PS1='[[docs rc=$?]] '; PS2=''")
         self.shell.expect(PROMPT)
-        self.shell.expect(PROMPT)  # the first prompt after PS1 changed
 
     def run(self, command: str, step: Step) -> tuple[int, str]:
         """Type the command and wait for the prompt; returns the exit status and the output."""
+        code, out = self._run(command, step)
+        return code, out.replace("\r\n", "\n")
+
+    def _run(self, command: str, step: Step) -> tuple[int, str]:
         self.shell.sendline(command)
         if step.typed:
             out = []
@@ -121,7 +124,7 @@ def localize(command: str, settings: StackSettings) -> str:
 
 
 def settle(settings: StackSettings, *, timeout: float = 300) -> None:
-    """Wait until the gateway answers and every projection has caught up (lag 0)."""
+    """Wait until every dependency is healthy and every projection has caught up (lag 0)."""
     base = f"http://127.0.0.1:{settings.gateway_port}"
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -134,6 +137,8 @@ def settle(settings: StackSettings, *, timeout: float = 300) -> None:
                         "password": settings.admin_password.get_secret_value(),
                     },
                 ).json()["access_token"]
+                if http.get("/health").status_code != 200:
+                    raise ValueError("not every dependency is healthy yet")
                 consumers = http.get(
                     "/admin/consumers", headers={"Authorization": f"Bearer {token}"}
                 ).json()
@@ -190,10 +195,10 @@ def test_documented_command(
     seen.ran.add(planned.command)
     if step.settle:
         settle(settings)
-    for command in step.variants or (step.run_as or planned.command,):
+    for command, shows in step.variants or ((step.run_as or planned.command, ()),):
         code, out = terminal.run(localize(command, settings), step)
         assert code in step.ok_codes, f"{command!r} exited {code}:\n{out[-3000:]}"
-        for pattern in step.expect:
+        for pattern in (*step.expect, *shows):
             assert re.search(pattern, out, re.M), f"{command!r}: no {pattern!r} in:\n{out[-3000:]}"
         for pattern in step.reject:
             assert not re.search(pattern, out), f"{command!r}: {pattern!r} in:\n{out[-3000:]}"

@@ -381,6 +381,7 @@ class ProjectionRunner(Generic[T]):
         if len(parents) == 1:
             rec, parent = parents[0]
             attributes["messaging.kafka.offset"] = rec.offset
+            attributes["messaging.kafka.message.key"] = _key_text(rec.key)
             with self._tracer.start_as_current_span(
                 span_name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
             ) as span:
@@ -402,7 +403,11 @@ class ProjectionRunner(Generic[T]):
                     span_name,
                     context=ctx,
                     kind=SpanKind.CONSUMER,
-                    attributes={**attributes, "messaging.kafka.offset": rec.offset},
+                    attributes={
+                        **attributes,
+                        "messaging.kafka.offset": rec.offset,
+                        "messaging.kafka.message.key": _key_text(rec.key),
+                    },
                     links=[Link(own)],
                     start_time=started_ns,
                 ).end(end_time=ended_ns)
@@ -413,7 +418,7 @@ class ProjectionRunner(Generic[T]):
                 telemetry.AppliedWrite(
                     trace_id=telemetry.trace_id_of(ctx) if ctx is not None else own_trace,
                     topic=rec.topic,
-                    key=(rec.key or b"").decode("utf-8", "replace")[:200],
+                    key=_key_text(rec.key),
                     in_kafka_s=round(max(applied_at - rec.timestamp / 1000, 0.0), 3),
                     applied_at=applied_at,
                 )
@@ -514,6 +519,10 @@ class ProjectionRunner(Generic[T]):
             rec.offset,
             exc,
         )
+
+
+def _key_text(key: bytes | None) -> str:
+    return (key or b"").decode("utf-8", "replace")[:200]
 
 
 class _PoisonInBatchError(Exception):

@@ -58,11 +58,12 @@ class TracingConfig(BaseModel):
 
 
 class _DropHousekeeping(Sampler):
-    """Keeps root spans of requests and applies; drops root database calls and sends.
+    """Keeps root spans of requests, sends and applies; drops root database calls.
 
-    A database call or a Kafka send with no request around it is a background poll (the outbox
-    relays, the slot exporter, health checks): thousands of one-span traces that would bury the
-    writes in Zipkin.
+    A database call with no request around it is a background poll (the outbox relays, the slot
+    exporter, health checks): thousands of one-span traces that would bury the writes in Zipkin.
+    A send with no request around it is kept: it is an event queued outside the API, and the
+    projections continue its trace.
     """
 
     def __init__(self, ratio: float) -> None:
@@ -78,7 +79,7 @@ class _DropHousekeeping(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: Any = None,
     ) -> SamplingResult:
-        if kind in (SpanKind.CLIENT, SpanKind.PRODUCER):
+        if kind == SpanKind.CLIENT:
             return SamplingResult(Decision.DROP)
         return self._ratio.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state

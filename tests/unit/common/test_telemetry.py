@@ -129,3 +129,24 @@ def test_heartbeats_are_not_traced() -> None:
     with runner._traced(records, _delivered(records)):
         pass
     assert exporter.get_finished_spans() == ()
+
+
+def test_root_database_calls_are_housekeeping_and_dropped() -> None:
+    exporter = InMemorySpanExporter()
+    provider = telemetry._provider(telemetry.TracingConfig(enabled=False), "test")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("SELECT 1", kind=SpanKind.CLIENT):
+        pass
+    with (
+        tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER),
+        tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT),
+    ):
+        pass
+    with tracer.start_as_current_span("send", kind=SpanKind.PRODUCER):
+        pass
+    assert sorted(s.name for s in exporter.get_finished_spans()) == [
+        "INSERT",
+        "POST /users",
+        "send",
+    ]

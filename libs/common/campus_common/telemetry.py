@@ -89,6 +89,11 @@ class _DropHousekeeping(Sampler):
         return f"DropHousekeeping{{{self._ratio.get_description()}}}"
 
 
+def sampler(ratio: float) -> Sampler:
+    """`ratio` of new traces, minus housekeeping; a continued trace follows its parent."""
+    return ParentBased(root=_DropHousekeeping(ratio))
+
+
 @dataclass
 class _State:
     config: TracingConfig
@@ -103,12 +108,11 @@ _lock = threading.Lock()
 def _provider(config: TracingConfig, service: str) -> TracerProvider:
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service}),
-        sampler=ParentBased(root=_DropHousekeeping(config.sample_ratio)),
+        sampler=sampler(config.sample_ratio),
     )
-    if config.enabled:
-        provider.add_span_processor(
-            BatchSpanProcessor(ZipkinExporter(endpoint=config.zipkin_endpoint, timeout=5))
-        )
+    provider.add_span_processor(
+        BatchSpanProcessor(ZipkinExporter(endpoint=config.zipkin_endpoint, timeout=5))
+    )
     return provider
 
 
@@ -123,6 +127,11 @@ def setup(*, service: str, config: TracingConfig, libraries: Collection[str] = (
     with _lock:
         if _state is not None:
             return
+        if not config.enabled:
+            # Off means off: no provider (the API's tracers stay no-ops) and no instrumentation.
+            _state = _State(config=config, service=service, providers={})
+            log.info("tracing off")
+            return
         provider = _provider(config, service)
         trace.set_tracer_provider(provider)
         _state = _State(config=config, service=service, providers={service: provider})
@@ -131,12 +140,7 @@ def setup(*, service: str, config: TracingConfig, libraries: Collection[str] = (
     HTTPXClientInstrumentor().instrument()
     for lib in libraries:
         _instrument(lib)
-    log.info(
-        "tracing %s to %s (sampling %.0f%%)",
-        "on" if config.enabled else "off",
-        config.zipkin_endpoint,
-        config.sample_ratio * 100,
-    )
+    log.info("tracing to %s (sampling %g%%)", config.zipkin_endpoint, config.sample_ratio * 100)
 
 
 def _instrument(lib: str) -> None:
@@ -212,7 +216,7 @@ def instrument_app(app: Any) -> None:
 
 def tracer(name: str, *, service: str | None = None) -> Tracer:
     """A tracer; with `service`, its spans carry that service name (a projection's spans)."""
-    if service is None or _state is None:
+    if service is None or _state is None or not _state.config.enabled:
         return trace.get_tracer(name)
     with _lock:
         provider = _state.providers.get(service)

@@ -133,7 +133,7 @@ def test_heartbeats_are_not_traced() -> None:
 
 def test_root_database_calls_are_housekeeping_and_dropped() -> None:
     exporter = InMemorySpanExporter()
-    provider = telemetry._provider(telemetry.TracingConfig(enabled=False), "test")
+    provider = TracerProvider(sampler=telemetry.sampler(1.0))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("SELECT 1", kind=SpanKind.CLIENT):

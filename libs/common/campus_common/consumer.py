@@ -349,7 +349,7 @@ class ProjectionRunner(Generic[T]):
         apply (and linked to it), so each write's trace shows when it reached this store.
         Heartbeats are not writes: they are not traced.
         """
-        if records[0].topic == topics.HEARTBEATS:
+        if records[0].topic == topics.HEARTBEATS or not telemetry.enabled():
             yield
             return
         if self._tracer is None:
@@ -414,6 +414,9 @@ class ProjectionRunner(Generic[T]):
         applied_at = time.time()
         own_trace = format(own.trace_id, "032x")
         for rec, ctx in parents:
+            # A change nobody traced, in a batch, has only the batch's trace: not worth listing.
+            if ctx is None and len(parents) > 1:
+                continue
             self.recent_writes.add(
                 telemetry.AppliedWrite(
                     trace_id=telemetry.trace_id_of(ctx) if ctx is not None else own_trace,

@@ -214,6 +214,11 @@ def instrument_app(app: Any) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
 
 
+def enabled() -> bool:
+    """Whether this process exports spans (setup() ran with tracing on)."""
+    return _state is not None and _state.config.enabled
+
+
 def tracer(name: str, *, service: str | None = None) -> Tracer:
     """A tracer; with `service`, its spans carry that service name (a projection's spans)."""
     if service is None or _state is None or not _state.config.enabled:

@@ -76,6 +76,12 @@ def _runner() -> tuple[ProjectionRunner[bytes], InMemorySpanExporter]:
     return runner, exporter
 
 
+@pytest.fixture(autouse=True)
+def _tracing_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As after setup() with tracing on, without installing a global provider in the test run.
+    monkeypatch.setattr(telemetry, "enabled", lambda: True)
+
+
 def _delivered(records: list[ConsumerRecord[bytes, bytes]]) -> list[Delivered[bytes]]:
     return [Delivered(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records]
 

@@ -17,7 +17,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from campus_common import projection_api
+from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
@@ -48,6 +48,7 @@ async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[GraphChange])
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging("graph", settings.log_level)
+    telemetry.setup(service="graph", config=settings.tracing, libraries=("aiokafka", "neo4j"))
     # The driver connects lazily, so the service starts (and reports "degraded") without Neo4j.
     driver = AsyncGraphDatabase.driver(
         settings.neo4j_uri,

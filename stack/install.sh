@@ -20,6 +20,8 @@ if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VER
 fi
 (cd "$CAMPUS_ROOT" && uv sync --frozen --quiet)
 "$STACK_SRC/dashboard-install.sh"
+# Helm for the chart tests (tests/unit/test_helm_chart.py): built once, then a no-op.
+"$STACK_SRC/helm/install.sh"
 
 for line in "${COMPONENTS[@]}"; do
   read -r name _ _ <<<"$line"

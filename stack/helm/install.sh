@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds Helm (pinned) into .stack/bin/helm from the Go module proxy, for the chart tests in
+# tests/helm. A no-op when that version is already there. No Helm chart repository is contacted:
+# the chart has no remote dependencies, and the tests only run `helm lint` and `helm template`.
+# Standalone (does not source lib.sh): the unit tests call it and must not generate .env.
+set -euo pipefail
+HELM_VERSION=v3.22.0
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN_DIR="$ROOT/.stack/bin"
+BIN="$BIN_DIR/helm"
+
+if [ -x "$BIN" ] && [ "$("$BIN" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]; then
+  exit 0
+fi
+command -v go >/dev/null 2>&1 || { echo "ERROR: helm: Go is needed to build Helm $HELM_VERSION" >&2; exit 1; }
+mkdir -p "$BIN_DIR"
+echo "[$(date +%H:%M:%S)] helm: building $HELM_VERSION into $BIN" >&2
+start=$SECONDS
+# GOTOOLCHAIN=local: never download another Go toolchain behind our back.
+# Built in a scratch GOBIN and moved, so an interrupted build leaves no half-written binary.
+tmp="$(mktemp -d "$BIN_DIR/.helm-build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOBIN="$tmp" \
+  go install -trimpath -ldflags="-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+mv -f "$tmp/helm" "$BIN"
+echo "[$(date +%H:%M:%S)] helm: built in $((SECONDS - start))s" >&2

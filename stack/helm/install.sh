@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Helm (pinned) into .stack/bin/helm from the Go module proxy, for the chart tests in
-# tests/helm. A no-op when that version is already there. No Helm chart repository is contacted:
+# tests/unit/test_helm_chart.py. A no-op when that version is already there. No Helm chart repository is contacted:
 # the chart has no remote dependencies, and the tests only run `helm lint` and `helm template`.
 # Standalone (does not source lib.sh): the unit tests call it and must not generate .env.
 set -euo pipefail
@@ -12,7 +12,10 @@ BIN="$BIN_DIR/helm"
 if [ -x "$BIN" ] && [ "$("$BIN" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]; then
   exit 0
 fi
-command -v go >/dev/null 2>&1 || { echo "ERROR: helm: Go is needed to build Helm $HELM_VERSION" >&2; exit 1; }
+die() { echo "ERROR: helm: $*" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || die "Go >= 1.26 is needed to build Helm $HELM_VERSION (its go.mod says 'go 1.26.0')"
+go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
+[[ "$go_minor" =~ ^[0-9]+$ ]] && ((go_minor >= 26)) || die "Go >= 1.26 is needed to build Helm $HELM_VERSION, found $(go env GOVERSION)"
 mkdir -p "$BIN_DIR"
 echo "[$(date +%H:%M:%S)] helm: building $HELM_VERSION into $BIN" >&2
 start=$SECONDS

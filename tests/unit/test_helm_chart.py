@@ -34,8 +34,9 @@ from campus_users.config import Settings as UsersSettings
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "campusconnect"
 PRODUCTION = CHART / "values-production.yaml"
-# The first build of Helm compiles it (minutes on two busy cores); afterwards a run takes seconds.
-pytestmark = [pytest.mark.unit, pytest.mark.helm, pytest.mark.timeout(900)]
+# The first build of Helm (when `make up` has not built it yet) took 14 minutes on two cores
+# shared with other stacks; afterwards the fixture is a no-op and each helm call is bounded at 60 s.
+pytestmark = [pytest.mark.unit, pytest.mark.helm, pytest.mark.timeout(1800)]
 
 # The oldest and newest Kubernetes minors the chart supports (Chart.yaml kubeVersion).
 OLDEST, NEWEST = "1.29.0", "1.37.0"
@@ -81,7 +82,7 @@ def env_example() -> dict[str, str]:
 def helm(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    subprocess.run([str(ROOT / "stack" / "helm" / "install.sh")], check=True, timeout=850)
+    subprocess.run([str(ROOT / "stack" / "helm" / "install.sh")], check=True, timeout=1750)
     binary = ROOT / ".stack" / "bin" / "helm"
     home = tmp_path_factory.mktemp("helm-home")
     # Helm's own state in a scratch directory, and no kubeconfig: nothing here may reach a cluster

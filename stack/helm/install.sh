@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Helm (pinned) into .stack/bin/helm from the Go module proxy, for the chart tests in
-# tests/unit/test_helm_chart.py. A no-op when that version is already there. No Helm chart repository is contacted:
-# the chart has no remote dependencies, and the tests only run `helm lint` and `helm template`.
+# tests/unit/test_helm_chart.py. A no-op when that version is already there. No chart
+# repository is ever contacted: the chart has no dependencies, and the tests only lint and render.
 # Standalone (does not source lib.sh): the unit tests call it and must not generate .env.
 set -euo pipefail
 HELM_VERSION=v3.22.0

@@ -522,6 +522,8 @@ def test_migrations_run_before_and_connectors_after(default: Rendered) -> None:
     (c,) = connectors["spec"]["template"]["spec"]["containers"]
     assert "stack/connect/init.sh /tmp/connectors" in c["command"][2]
     for job in (migrate, connectors):
+        # A hook pod may not name the chart's ServiceAccount: pre-install, it does not exist yet.
+        assert "serviceAccountName" not in job["spec"]["template"]["spec"]
         mounts = {
             v["mountPath"] for v in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
         }

@@ -171,9 +171,15 @@ httpGet:
   {{- end }}
 {{- end -}}
 
-{{/* Pod-level scheduling and security shared by every workload; .cfg is the merged component. */}}
+{{/*
+Pod-level security shared by every workload. A hook Job (.hook) runs under the namespace's default
+ServiceAccount, still without a token: a pre-install hook runs before the chart's ServiceAccount
+exists, and a pod naming a missing ServiceAccount is refused.
+*/}}
 {{- define "campusconnect.podCommon" -}}
+{{- if not .hook }}
 serviceAccountName: {{ include "campusconnect.serviceAccountName" .root }}
+{{- end }}
 automountServiceAccountToken: {{ .root.Values.serviceAccount.automountToken }}
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}

@@ -210,22 +210,46 @@ def test_values_schema_rejects_typos(
 # --- every object against the Kubernetes schemas ----------------------------------------------
 
 
-@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["default", "production"])
+# The other branches of the templates: everything optional switched the other way.
+ALTERNATE = [
+    "--set",
+    ",".join(
+        [
+            "networkPolicy.enabled=false",
+            "services.gateway.autoscaling.enabled=false",
+            "serviceAccount.create=false",
+            "jobs.migrate.enabled=false",
+            "jobs.connectors.enabled=false",
+            "defaults.podDisruptionBudget.minAvailable=1",
+            "image.digest=sha256:" + "0" * 64,
+            "engines.timescaledb.host=",
+            "engines.mongo.flavor=ferretdb",
+            "ingress.enabled=true",
+            "services.gateway.service.type=LoadBalancer",
+            "secrets.generate=false",
+        ]
+    ),
+    # No generation: every key then needs a value (fake ones, for this render only).
+    "--set-string",
+    ",".join(
+        f"secrets.values.{key}=test-{key.lower()}"
+        for key in yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["keys"]
+    ),
+]
+VALUE_SETS = {"default": [], "production": ["-f", str(PRODUCTION)], "alternate": ALTERNATE}
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
 @pytest.mark.parametrize("kube", [OLDEST, NEWEST])
-def test_every_object_is_valid_for_kubernetes(
-    render: Render, values: Path | None, kube: str
-) -> None:
-    rendered = render(*(["-f", str(values)] if values else []), kube=kube)
+def test_every_object_is_valid_for_kubernetes(render: Render, values: str, kube: str) -> None:
+    rendered = render(*VALUE_SETS[values], kube=kube)
     kinds = {o["kind"] for o in rendered.objects}
-    expected = {
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
-        "NetworkPolicy",
-        "Job",
-        "ServiceAccount",
-    }
+    expected = {"Deployment", "Service", "PodDisruptionBudget"}
+    if values == "alternate":
+        expected |= {"Ingress", "Secret"}
+        assert not kinds & {"NetworkPolicy", "HorizontalPodAutoscaler", "Job", "ServiceAccount"}
+    else:
+        expected |= {"HorizontalPodAutoscaler", "NetworkPolicy", "Job", "ServiceAccount"}
     assert expected <= kinds, expected - kinds
     for obj in rendered.objects:
         try:
@@ -242,6 +266,31 @@ def test_schema_validation_catches_a_bad_object(default: Rendered) -> None:
     bad["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, NEWEST, strict=True)
+
+
+def test_alternate_branches_render_as_meant(render: Render) -> None:
+    r = render(*ALTERNATE)
+    gateway = r.component("Deployment", "gateway")
+    assert gateway["spec"]["replicas"] == 1  # no HPA: the chart sets the count
+    (c,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == "campusconnect@sha256:" + "0" * 64
+    assert r.component("Service", "gateway")["spec"]["type"] == "LoadBalancer"
+    (ts,) = r.component("Deployment", "timeseries")["spec"]["template"]["spec"]["containers"]
+    env = env_of(ts)
+    # No TimescaleDB host: campus_ts lives on the users' server, as natively.
+    assert env["CAMPUS_TS_PG_HOST"]["value"] == env["CAMPUS_PG_HOST"]["value"]
+    assert env["CAMPUS_TS_PG_PORT"]["value"] == env["CAMPUS_PG_PORT"]["value"]
+    (secret,) = r.kind("Secret").values()
+    assert base64.b64decode(secret["data"]["CAMPUS_JWT_SECRET"]) == b"test-campus_jwt_secret"
+    assert all(p["spec"]["minAvailable"] == 1 for p in r.kind("PodDisruptionBudget").values())
+
+
+def test_a_missing_secret_without_generation_fails(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    proc = helm("template", "campus", str(CHART), "--set", "secrets.generate=false", check=False)
+    assert proc.returncode != 0
+    assert "has no value" in proc.stderr, proc.stderr
 
 
 # --- parity with the services' settings -------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from campus_graph import main
+from campus_graph import main, repository
 from campus_graph.config import Settings
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ async def test_bootstrap_starts_the_projection_only_when_enabled(
     async def ensure_schema(driver: Any) -> None:
         schema.append(driver)
 
-    monkeypatch.setattr(main.repo, "ensure_schema", ensure_schema)
+    monkeypatch.setattr(repository, "ensure_schema", ensure_schema)
     runner = FakeRunner()
     await main._bootstrap("driver", runner, project=project)  # type: ignore[arg-type]
     assert schema == ["driver"]  # the constraints are made either way: requests MERGE too

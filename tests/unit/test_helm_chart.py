@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -569,7 +568,7 @@ def test_migrations_run_before_and_connectors_after(default: Rendered) -> None:
     (m,) = migrate["spec"]["template"]["spec"]["containers"]
     assert m["command"] == ["bash", "stack/postgres/init.sh"]
     (c,) = connectors["spec"]["template"]["spec"]["containers"]
-    assert "stack/connect/init.sh /tmp/connectors" in c["command"][2]
+    assert 'exec bash stack/connect/init.sh "$CONNECTORS_OUT"' in c["command"][2]
     for job in (migrate, connectors):
         # A hook pod may not name the chart's ServiceAccount: pre-install, it does not exist yet.
         assert "serviceAccountName" not in job["spec"]["template"]["spec"]
@@ -582,25 +581,32 @@ def test_migrations_run_before_and_connectors_after(default: Rendered) -> None:
 def test_connector_job_rewrites_the_database_address_only(
     production: Rendered, tmp_path: Path
 ) -> None:
-    # Run the Job's own rewrite step over the repository's connectors, as the image would.
+    # Run the Job's whole command as the image would (its WORKDIR holds the repository), in a
+    # sandbox whose stack/connect/init.sh only records what it was handed.
     (c,) = production.component("Job", "connectors")["spec"]["template"]["spec"]["containers"]
     assert c["command"][:2] == ["bash", "-c"]
-    script = c["command"][3]
-    env = {**os.environ, "CONNECTOR_OVERRIDES": env_of(c)["CONNECTOR_OVERRIDES"]["value"]}
-    subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, env=env, check=True, timeout=30
+    sandbox = tmp_path / "app"
+    (sandbox / "stack" / "connect").mkdir(parents=True)
+    (sandbox / "connectors").mkdir()
+    original_file = ROOT / "connectors" / "campus-users.json"
+    (sandbox / "connectors" / original_file.name).write_text(original_file.read_text())
+    (sandbox / "stack" / "connect" / "init.sh").write_text(
+        'echo "$1 $CAMPUS_CONNECT_INIT_TIMEOUT" > "$CONNECTORS_OUT.called"\n'
     )
-    out = json.loads((tmp_path / "campus-users.json").read_text())
-    original = json.loads((ROOT / "connectors" / "campus-users.json").read_text())
+    env = {name: e["value"] for name, e in env_of(c).items() if "value" in e}
+    assert env["CONNECTORS_OUT"] == "/tmp/connectors"  # an emptyDir in the pod
+    out_dir = tmp_path / "out"
+    env |= {"PATH": os.environ["PATH"], "CONNECTORS_OUT": str(out_dir)}
+    subprocess.run(c["command"], cwd=sandbox, env=env, check=True, timeout=30)
+    assert Path(f"{out_dir}.called").read_text().split() == [str(out_dir), "300"]
+    out = json.loads((out_dir / "campus-users.json").read_text())
+    original = json.loads(original_file.read_text())
     assert out["database.hostname"] == "campus-pg-rw.databases.svc.cluster.local"
     assert out["database.port"] == "5432"
     assert out["topic.creation.default.replication.factor"] == "3"
     # The password stays a reference the Connect worker resolves from its own environment.
-    assert (
-        out["database.password"]
-        == original["database.password"]
-        == "${env:CAMPUS_DEBEZIUM_PASSWORD}"
-    )
+    assert out["database.password"] == original["database.password"]
+    assert original["database.password"] == "${env:CAMPUS_DEBEZIUM_PASSWORD}"
     changed = {k for k in original if original[k] != out[k]}
     assert changed == {
         "database.hostname",

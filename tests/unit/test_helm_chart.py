@@ -493,8 +493,12 @@ def test_documents_stays_single_with_ferretdb(
     )
     assert proc.returncode != 0 and "ferretdb" in proc.stderr
     r = render("--set", "engines.mongo.flavor=ferretdb")
-    (c,) = r.component("Deployment", "documents")["spec"]["template"]["spec"]["containers"]
+    documents = r.component("Deployment", "documents")
+    (c,) = documents["spec"]["template"]["spec"]["containers"]
     assert env_of(c)["CAMPUS_MONGO_AUTH_MECHANISM"]["value"] == "PLAIN"
+    # Not even a rollout may run two: the old pod stops before the new one starts.
+    assert documents["spec"]["strategy"] == {"type": "Recreate"}
+    assert r.component("Deployment", "users")["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 # --- pods: security, resources, disruption, scaling, labels ------------------------------------

@@ -47,7 +47,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "timeseries": TimeseriesSettings,
     "gateway": GatewaySettings,
 }
-# Who calls whom over HTTP (from the code: upstream.py, users_client.py, graph's users client).
+# Who calls whom over HTTP; test_the_call_graph_is_the_codes checks it against the sources.
 CALLS = {
     "users": set(),
     "documents": {"users"},
@@ -679,6 +679,21 @@ def _workload_labels(r: Rendered) -> dict[str, tuple[str, dict[str, str]]]:
             program = obj["spec"]["template"]["spec"]["containers"][0]["name"]
             out[labels["app.kubernetes.io/component"]] = (program, labels)
     return out
+
+
+def test_the_call_graph_is_the_codes() -> None:
+    # CALLS drives the network policy checks: it must be what the services really call.
+    from campus_gateway.config import SERVICES as GATEWAY_UPSTREAMS
+
+    for name in SERVICES:
+        source = "\n".join(
+            f.read_text() for f in (ROOT / "services" / name / f"campus_{name}").rglob("*.py")
+        )
+        called = set(re.findall(r"service_url\(\"(\w+)\"\)", source))
+        if name == "gateway":
+            assert "service_url(name)" in source  # one client per name in SERVICES
+            called |= set(GATEWAY_UPSTREAMS)
+        assert called == CALLS[name], name
 
 
 @pytest.mark.parametrize("fixture", ["default", "production"])

@@ -58,7 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await conn.execute("SELECT 1")
 
     app.state.health_checks = {"postgres": postgres}
-    await runner.start()
+    if settings.timeseries_projection_enabled:
+        await runner.start()
     try:
         yield
     finally:

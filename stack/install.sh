@@ -21,9 +21,6 @@ if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VER
 fi
 (cd "$CAMPUS_ROOT" && uv sync --frozen --quiet)
 "$STACK_SRC/dashboard-install.sh"
-# Helm for the chart tests (tests/unit/test_helm_chart.py): built once, then a no-op. The stack
-# runs without it, so a failed build is a warning here and a failed chart test later.
-"$STACK_SRC/helm/install.sh" || log "WARNING: Helm was not built: the chart tests will fail"
 
 for line in "${COMPONENTS[@]}"; do
   read -r name _ _ <<<"$line"

@@ -22,6 +22,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import create_model
 from pydantic_settings import BaseSettings
 
 from campus_documents.config import Settings as DocumentsSettings
@@ -66,6 +67,14 @@ ENGINE_PORTS = {
     "connectors": {8083},
 }
 PROJECTION_OF = {"graph": "graph", "timeseries": "timeseries", "gateway": "cache"}
+# The tracing variables the chart sets when tracing.enabled (off: CAMPUS_OTEL_ENABLED only).
+TRACING_ENV = {
+    "CAMPUS_OTEL_ENABLED": "enabled",
+    "CAMPUS_OTEL_SAMPLE_RATIO": "sampleRatio",
+    "CAMPUS_ZIPKIN_HOST": "collector.host",
+    "CAMPUS_ZIPKIN_PORT": "collector.port",
+    "CAMPUS_ZIPKIN_PUBLIC_URL": "publicUrl",
+}
 
 
 def env_example() -> dict[str, str]:
@@ -152,6 +161,23 @@ def production(render: Render) -> Rendered:
     return render("-f", str(PRODUCTION))
 
 
+@pytest.fixture(scope="module")
+def untraced(render: Render) -> Rendered:
+    return render("--set", "tracing.enabled=false")
+
+
+def values_of(fixture: str) -> dict[str, Any]:
+    """The values a fixture was rendered with: values.yaml, then (one level deep, which is all
+    these files need) its own file, or its --set."""
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    if fixture == "production":
+        for key, value in yaml.safe_load(PRODUCTION.read_text()).items():
+            values[key] = {**values[key], **value} if isinstance(value, dict) else value
+    elif fixture == "untraced":
+        values["tracing"]["enabled"] = False
+    return values
+
+
 def pod_specs(r: Rendered) -> Iterator[tuple[str, dict[str, Any]]]:
     for kind in ("Deployment", "Job"):
         for name, obj in r.kind(kind).items():
@@ -195,7 +221,13 @@ def test_chart_refuses_clusters_older_than_it_supports(
 
 @pytest.mark.parametrize(
     "setting",
-    ["engines.mongo.flavour=mongodb", "services.gateway.replicas=3", "engines.mongo.flavor=mongo"],
+    [
+        "engines.mongo.flavour=mongodb",
+        "services.gateway.replicas=3",
+        "engines.mongo.flavor=mongo",
+        "tracing.sampleRatio=1.5",
+        "tracing.collector.hostname=zipkin",
+    ],
 )
 def test_values_schema_rejects_typos(
     helm: Callable[..., subprocess.CompletedProcess[str]], setting: str
@@ -226,6 +258,7 @@ ALTERNATE = [
             "ingress.enabled=true",
             "services.gateway.service.type=LoadBalancer",
             "secrets.generate=false",
+            "tracing.enabled=false",
         ]
     ),
     # No generation: every key then needs a value (fake ones, for this render only).
@@ -295,7 +328,7 @@ def test_a_missing_secret_without_generation_fails(
 # --- parity with the services' settings -------------------------------------------------------
 
 
-@pytest.mark.parametrize("fixture", ["default", "production"])
+@pytest.mark.parametrize("fixture", ["default", "production", "untraced"])
 def test_env_names_are_the_services_settings(request: pytest.FixtureRequest, fixture: str) -> None:
     rendered: Rendered = request.getfixturevalue(fixture)
     for obj in rendered.kind("Deployment").values():
@@ -307,6 +340,47 @@ def test_env_names_are_the_services_settings(request: pytest.FixtureRequest, fix
         assert set(env) <= known, (obj["metadata"]["name"], set(env) - known)
         required = {f"CAMPUS_{n.upper()}" for n, f in fields.items() if f.is_required()}
         assert required <= set(env), (obj["metadata"]["name"], required - set(env))
+        # A right name with a value the service refuses (a ratio of 1.5, a port "zipkin") would
+        # only fail at start-up in the cluster: each plain value must pass its field's checks.
+        for var, e in env.items():
+            if "value" in e:
+                name = var[len("CAMPUS_") :].lower()
+                definition: Any = (fields[name].annotation, fields[name])  # type, then checks
+                create_model("One", **{name: definition}).model_validate({name: e["value"]})
+
+
+def _at(values: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        values = values[key]
+    return values
+
+
+def _ratio_as_number(env: dict[str, str]) -> dict[str, Any]:
+    # Helm writes the float 1.0 as "1"; the service reads either as 1.0.
+    return {k: float(v) if k == "CAMPUS_OTEL_SAMPLE_RATIO" else v for k, v in env.items()}
+
+
+@pytest.mark.parametrize("fixture", ["default", "production", "untraced"])
+def test_tracing_env_follows_the_values(request: pytest.FixtureRequest, fixture: str) -> None:
+    rendered: Rendered = request.getfixturevalue(fixture)
+    tracing = values_of(fixture)["tracing"]
+    if tracing["enabled"]:
+        expected = {var: str(_at(tracing, path)) for var, path in TRACING_ENV.items()}
+        expected["CAMPUS_OTEL_ENABLED"] = "true"
+    else:
+        expected = {"CAMPUS_OTEL_ENABLED": "false"}
+    for var in TRACING_ENV:
+        # Every tracing variable is a setting of every service (the shared CampusSettings).
+        assert all(var[len("CAMPUS_") :].lower() in s.model_fields for s in SETTINGS.values()), var
+    for obj in rendered.kind("Deployment").values():
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        got = {var: env[var]["value"] for var in TRACING_ENV if var in env}
+        # Off must be said: the services' own default is on, exporting to CAMPUS_HOST.
+        assert _ratio_as_number(got) == _ratio_as_number(expected), obj["metadata"]["name"]
+    for obj in rendered.kind("Job").values():
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        assert not set(env_of(c)) & set(TRACING_ENV), obj["metadata"]["name"]
 
 
 def test_ports_match_the_settings_and_env_example(default: Rendered) -> None:
@@ -435,14 +509,14 @@ def test_a_new_secret_key_reaches_exactly_the_workloads_named(render: Render) ->
 def test_extra_env_reaches_every_service(render: Render) -> None:
     r = render(
         "--set",
-        "extraEnv.CAMPUS_OTEL_SAMPLING=0.1",
+        "extraEnv.CAMPUS_SOME_SETTING=0.1",
         "--set",
-        "services.graph.extraEnv.CAMPUS_OTEL_SAMPLING=1",
+        "services.graph.extraEnv.CAMPUS_SOME_SETTING=1",
     )
     for obj in r.kind("Deployment").values():
         (c,) = obj["spec"]["template"]["spec"]["containers"]
         want = "1" if c["name"] == "graph" else "0.1"
-        assert env_of(c)["CAMPUS_OTEL_SAMPLING"]["value"] == want
+        assert env_of(c)["CAMPUS_SOME_SETTING"]["value"] == want
 
 
 # --- projections apart from request-serving replicas ------------------------------------------
@@ -723,12 +797,18 @@ def test_network_policies_allow_exactly_the_call_graph(
                 assert not _allowed(r, None, labels, port), component
 
 
-def test_network_policies_reach_only_each_programs_engines(default: Rendered) -> None:
-    service_ports = {p["spec"]["ports"][0]["port"] for p in default.kind("Service").values()}
-    for component, (program, labels) in _workload_labels(default).items():
+@pytest.mark.parametrize("fixture", ["default", "untraced"])
+def test_network_policies_reach_only_each_programs_engines(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    r: Rendered = request.getfixturevalue(fixture)
+    collector = values_of(fixture)["tracing"]["collector"]["port"]
+    traced = fixture != "untraced"
+    service_ports = {p["spec"]["ports"][0]["port"] for p in r.kind("Service").values()}
+    for component, (program, labels) in _workload_labels(r).items():
         policy = next(
             p
-            for p in default.kind("NetworkPolicy").values()
+            for p in r.kind("NetworkPolicy").values()
             if _selects(p["spec"]["podSelector"], labels)
         )
         reached = {
@@ -737,7 +817,30 @@ def test_network_policies_reach_only_each_programs_engines(default: Rendered) ->
             for port in rule["ports"]
             if port["port"] != 53 and port["port"] not in service_ports
         }
-        assert reached == ENGINE_PORTS[program], component
+        # The services and their projections send spans; the hook Jobs (shell scripts) do not.
+        sends_spans = traced and program in SERVICES
+        assert reached == ENGINE_PORTS[program] | ({collector} if sends_spans else set()), component
+
+
+@pytest.mark.parametrize("fixture", ["default", "production", "untraced"])
+def test_network_policies_reach_the_collector_at_its_peers(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    r: Rendered = request.getfixturevalue(fixture)
+    tracing = values_of(fixture)["tracing"]
+    port, peers = tracing["collector"]["port"], tracing["collector"].get("networkPolicyPeers")
+    for component, (program, labels) in _workload_labels(r).items():
+        (policy,) = (
+            p
+            for p in r.kind("NetworkPolicy").values()
+            if _selects(p["spec"]["podSelector"], labels)
+        )
+        rules = [rule for rule in policy["spec"]["egress"] if _port_ok(rule, port)]
+        if tracing["enabled"] and program in SERVICES:
+            # Exactly the peers from values, or (none given) that port to any address.
+            assert [rule.get("to") for rule in rules] == [peers or None], component
+        else:
+            assert rules == [], component
 
 
 @pytest.mark.parametrize("env_file", ["none", ""])

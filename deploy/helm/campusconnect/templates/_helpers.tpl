@@ -124,6 +124,27 @@ sibling service lives. The same names as .env.example and docker-compose.yml.
 {{- end }}
 {{- end -}}
 
+{{/*
+Tracing, for the service containers only: the CampusSettings every service shares read these,
+while the hook Jobs are shell scripts that send no spans. Off is said explicitly, since the
+services' own default is on and would export to CAMPUS_HOST.
+*/}}
+{{- define "campusconnect.tracingEnv" -}}
+{{- $t := .Values.tracing -}}
+- name: CAMPUS_OTEL_ENABLED
+  value: {{ $t.enabled | quote }}
+{{- if $t.enabled }}
+- name: CAMPUS_OTEL_SAMPLE_RATIO
+  value: {{ $t.sampleRatio | quote }}
+- name: CAMPUS_ZIPKIN_HOST
+  value: {{ $t.collector.host | quote }}
+- name: CAMPUS_ZIPKIN_PORT
+  value: {{ $t.collector.port | quote }}
+- name: CAMPUS_ZIPKIN_PUBLIC_URL
+  value: {{ $t.publicUrl | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* The secret keys one workload receives (secrets.keys), each from the one Secret. */}}
 {{- define "campusconnect.secretEnv" -}}
 {{- $root := .root -}}

@@ -37,7 +37,8 @@ ensure_env() {
   done <"$CAMPUS_ROOT/.env.example"
 }
 # In a container the variables come from the environment (compose's env_file), not a file here.
-if [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; then
+# The Helm chart's Jobs hold no JWT secret, so they say it outright with CAMPUS_ENV_FILE=none.
+if [ "${CAMPUS_ENV_FILE:-}" != none ] && { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
   ensure_env
   set -a
   # shellcheck disable=SC1091

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +51,8 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
         "applied_total": runner.applied_total,
         "batch_in_flight": runner.in_flight,
         "last_applied_at": runner.last_applied_at,
+        # The traced writes that waited longest in Kafka lately; the dashboard links their traces.
+        "slowest_writes": [dataclasses.asdict(w) for w in runner.recent_writes.slowest()],
         "now": time.time(),
     }
 

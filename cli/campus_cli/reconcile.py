@@ -165,11 +165,12 @@ async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRe
             for tp in list(todo):
                 if await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)
-            # A partition whose last offsets hold no records (a transaction marker after a
-            # Connect restart) never reports position = end: nothing more comes from it.
+            # A read that stalls must fail, not end early: a partial log reads as "missing"
+            # facts, and --repair would then publish them a second time.
             idle = 0 if any(batch.values()) else idle + 1
-            if idle >= 5:
-                break
+            if idle >= 30:
+                stuck = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in todo}
+                raise TimeoutError(f"topic read stalled before the end offsets {stuck}")
         return out
     finally:
         await consumer.stop()

@@ -34,7 +34,7 @@ CONF
       cat <<CONF
 
 [program:$name]
-command=bash $cmd
+command=bash $STACK_SRC/scoped.sh $name bash $cmd
 directory=$CAMPUS_ROOT
 priority=$prio
 autostart=false

@@ -51,6 +51,7 @@ class Load:
 
     def __init__(self, stack: StackSettings, rate: float = 20.0) -> None:
         self.base = stack.service_url("users")
+        self.auth = stack.operator_auth()
         self.rate = rate
         self.ops = 0
         self.errors = 0
@@ -69,7 +70,7 @@ class Load:
     async def _run(self) -> None:
         rng = random.Random()
         alive: list[int] = []
-        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=self.base, timeout=10, auth=self.auth) as http:
             group = (
                 await http.post("/groups", json={"name": "fault-load", "course_code": "F-1"})
             ).json()
@@ -123,7 +124,7 @@ async def admin_http(stack: StackSettings) -> AsyncIterator[httpx.AsyncClient]:
 async def total_lags(stack: StackSettings, admin: httpx.AsyncClient) -> dict[str, int]:
     """Every projection's lag, from the services that run them."""
     out: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=stack.operator_auth()) as http:
         for svc in ("graph", "timeseries"):
             with contextlib.suppress(httpx.HTTPError):
                 for p in (await http.get(f"{stack.service_url(svc)}/projections")).json():

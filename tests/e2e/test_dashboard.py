@@ -61,7 +61,9 @@ def test_paused_projection_lag_rises_on_the_chart_and_falls_after_resume(
             page.click("button[data-name='graph'][data-action='pause']")
             page.wait_for_selector("tr[data-projection='graph'] td.paused", timeout=10_000)
 
-            with httpx.Client(base_url=stack.service_url("users"), timeout=10) as http:
+            with httpx.Client(
+                base_url=stack.service_url("users"), timeout=10, auth=stack.operator_auth()
+            ) as http:
                 for _ in range(writes):
                     r = http.post(
                         "/users",
@@ -89,7 +91,9 @@ def test_paused_projection_lag_rises_on_the_chart_and_falls_after_resume(
             page.screenshot(path=str(SHOT), full_page=True)
         finally:
             # Never leave the projection paused for the tests after this one.
-            with httpx.Client(base_url=stack.service_url("graph"), timeout=10) as http:
+            with httpx.Client(
+                base_url=stack.service_url("graph"), timeout=10, auth=stack.operator_auth()
+            ) as http:
                 http.post("/projections/graph/resume")
             browser.close()
     assert SHOT.stat().st_size > 10_000

@@ -41,7 +41,9 @@ async def test_poison_is_dead_lettered_and_the_projections_carry_on(
         await producer.send_and_wait(topics.USERS, b"{" + marker, key=b'{"id":1}')
     finally:
         await producer.stop()
-    async with httpx.AsyncClient(base_url=stack.service_url("users"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.service_url("users"), timeout=10, auth=stack.operator_auth()
+    ) as http:
         user = (
             await http.post(
                 "/users",
@@ -146,7 +148,7 @@ async def test_a_new_column_while_writes_flow_reaches_the_stores_that_use_it(
 
 
 async def test_every_projection_kept_running(stack: StackSettings) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=stack.operator_auth()) as http:
         for svc in ("graph", "timeseries"):
             for p in (await http.get(f"{stack.service_url(svc)}/projections")).json():
                 assert p["state"] == "running", p

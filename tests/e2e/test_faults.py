@@ -93,7 +93,7 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
     )
     try:
         async with Load(stack, rate=40):
-            async with httpx.AsyncClient(timeout=5) as http:
+            async with httpx.AsyncClient(timeout=5, auth=stack.operator_auth()) as http:
                 for _ in range(120):
                     await asyncio.sleep(1)
                     try:

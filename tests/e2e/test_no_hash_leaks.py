@@ -160,7 +160,7 @@ async def test_no_hash_in_timeseries(stack: StackSettings, leak_user: dict[str, 
 async def test_no_hash_in_logs_or_api(stack: StackSettings, leak_user: dict[str, object]) -> None:
     for log in (ROOT / ".stack" / "logs").glob("*.log"):
         assert not _leaks(log.read_bytes(), leak_user["password"]), log.name  # type: ignore[arg-type]
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=stack.operator_auth()) as http:
         for url in (
             f"{stack.service_url('gateway')}/users/{leak_user['id']}",
             f"{stack.service_url('gateway')}/users?limit=100",

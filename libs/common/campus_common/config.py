@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from campus_common.internal_auth import ISSUERS, TRUSTED, Verifier
+
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = "__generate__"
+# Under supervisord each process gets only its own variables (stack/scoped.sh): reading .env
+# back would hand it every other component's secrets.
+ENV_FILE = None if os.environ.get("CAMPUS_ENV_SCOPED") else ROOT / ".env"
 
 
 class PostgresDsn(BaseModel):
@@ -37,7 +43,7 @@ class CampusSettings(BaseSettings):
     """The flat `CAMPUS_*` variables shared by all services; each service subclasses it."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CAMPUS_", env_file=ROOT / ".env", extra="ignore", frozen=True
+        env_prefix="CAMPUS_", env_file=ENV_FILE, extra="ignore", frozen=True
     )
 
     environment: str = "development"
@@ -69,6 +75,12 @@ class CampusSettings(BaseSettings):
     documents_host: str = ""
     graph_host: str = ""
     timeseries_host: str = ""
+    # Public keys of the callers the internal services trust (not secrets; see internal_auth).
+    gateway_verify_key: str = ""
+    documents_verify_key: str = ""
+    graph_verify_key: str = ""
+    operator_verify_key: str = ""
+    connect_user: str = "campus"
 
     @model_validator(mode="after")
     def _default_hosts(self) -> CampusSettings:
@@ -96,6 +108,15 @@ class CampusSettings(BaseSettings):
     def kafka(self) -> KafkaConfig:
         """The broker address."""
         return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
+
+    def verifier(self, audience: str) -> Verifier:
+        """What checks the service tokens sent to `audience`."""
+        keys = {issuer: getattr(self, f"{issuer}_verify_key") for issuer in ISSUERS}
+        return Verifier(audience=audience, public_keys=keys)
+
+    def service_ports(self) -> dict[int, str]:
+        """Internal service by port, for the operator's clients (natively all on one host)."""
+        return {getattr(self, f"{name}_port"): name for name in TRUSTED}
 
     def service_url(self, name: str) -> str:
         """Base URL of a sibling service: users, documents, graph, timeseries or gateway."""

@@ -7,6 +7,7 @@ from campus_common.config import CampusSettings
 
 class Settings(CampusSettings):
     neo4j_password: SecretStr
+    graph_signing_key: SecretStr
     neo4j_user: str = "neo4j"
     # Short, so a request fails with 503 quickly while Neo4j is down instead of hanging.
     neo4j_connect_timeout_s: float = 3.0

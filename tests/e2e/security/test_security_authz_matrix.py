@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.security.security_helpers import PASSWORD, Account, register
 from tests.helpers import unique_email
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(180)]
 
 Role = Literal["anonymous", "other", "user", "admin"]
 # Refusals first: a cell that wrongly succeeded would otherwise change what the next one sees.

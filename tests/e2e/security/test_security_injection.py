@@ -21,7 +21,7 @@ from tests.conftest import StackSettings
 from tests.e2e.security.security_helpers import PASSWORD, Account, register
 from tests.helpers import eventually, unique_email
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(180)]
 
 SQL = [
     "'; DROP TABLE users; --",

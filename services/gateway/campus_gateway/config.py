@@ -33,7 +33,7 @@ class Settings(CampusSettings):
     # POST /auth/token: attempts per address per window, wrong passwords per account before
     # the account is locked for `login_lockout_s` (from its first failure).
     login_window_s: int = 60
-    login_limit_per_address: int = 100
+    login_limit_per_address: int = 300
     login_failures_per_account: int = 10
     login_lockout_s: int = 900
 

@@ -101,7 +101,7 @@ def account_key(account: str) -> str:
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
     window_s: int = 60
-    per_address: int = 100
+    per_address: int = 300
     failures_per_account: int = 10
     lockout_s: int = 900
 

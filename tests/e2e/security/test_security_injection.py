@@ -138,7 +138,7 @@ async def test_cypher_payloads_reach_neo4j_as_literal_names(
     for person, payload in zip(people, CYPHER, strict=True):
         await _projected(neo4j, "User", person.id, full_name=payload)
     await _projected(neo4j, "Group", group_id, name=CYPHER[0], course_code=CYPHER[1][:50])
-    friends = (await gw.get(f"/users/{user.id}/friends")).json()["items"]
+    friends = (await gw.get(f"/users/{user.id}/friends", headers=user.auth)).json()["items"]
     assert {f["full_name"] for f in friends} == set(CYPHER)
 
     # Ids with quotes and braces never reach a query: the gateway wants integers.

@@ -123,7 +123,8 @@ def _listening(port: int) -> set[str]:
 
 
 def test_kafka_and_connect_listen_on_loopback_only(stack: StackSettings) -> None:
-    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+    # 127.0.0.1, ::1 and ::ffff:127.0.0.1 (a JVM binds IPv4 addresses through IPv6 sockets)
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
     for port in (stack.kafka_port, stack.kafka_controller_port, stack.connect_port):
         addresses = _listening(port)
         assert addresses and addresses <= loopback, (port, addresses)

@@ -160,9 +160,9 @@ async def test_unreachable_services_answer_503_and_the_rest_works(
     ).status_code == 201
 
     checks = [
-        ("GET", f"/recommendations/users/{account.id}/friends", None, None, "graph"),
+        ("GET", f"/recommendations/users/{account.id}/friends", None, account.auth, "graph"),
         ("POST", f"/users/{account.id}/friends/{other.id}", None, account.auth, "graph"),
-        ("GET", "/relationships", None, None, "graph"),
+        ("GET", "/relationships", None, account.auth, "graph"),
         ("GET", f"/groups/{group_id}/posts/feed", None, None, "documents"),
         ("POST", "/posts", {"title": "t"}, account.auth, "documents"),
         ("GET", "/analytics", None, None, "timeseries"),

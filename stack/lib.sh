@@ -32,6 +32,8 @@ ensure_env() {
         echo "${line%%=*}=$(random_secret)"
       elif [[ "$line" == *=__ed25519__ ]]; then
         keypair_lines "${line%%=*}"
+      elif [[ "$line" == *=__ed25519_public__ ]]; then
+        continue # written by keypair_lines with its signing key
       else
         echo "$line"
       fi
@@ -43,6 +45,7 @@ ensure_env() {
   # Names added to .env.example after .env was made get their defaults.
   while IFS= read -r line; do
     [[ "$line" =~ ^[A-Z0-9_]+= ]] || continue
+    [[ "$line" == *=__ed25519_public__ ]] && continue # comes with its signing key
     local name="${line%%=*}"
     grep -q "^$name=" "$CAMPUS_ROOT/.env" || {
       if [[ "$line" == *=__generate__ ]]; then

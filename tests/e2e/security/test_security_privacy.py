@@ -62,14 +62,10 @@ async def test_revealing_and_heavy_reads(
     assert (await gw.get(path, headers=admin.auth)).status_code == 200
 
 
-async def test_a_users_activity_and_recommendations_are_theirs(
+async def test_a_users_activity_is_theirs(
     gw: httpx.AsyncClient, user: Account, other: Account, admin: Account
 ) -> None:
-    for path in (
-        f"/analytics/users/{user.id}/activity",
-        f"/recommendations/users/{user.id}/friends",
-        f"/recommendations/users/{user.id}/groups",
-    ):
+    for path in (f"/analytics/users/{user.id}/activity",):
         assert (await gw.get(path)).status_code == 401, path
         assert (await gw.get(path, headers=other.auth)).status_code == 403, path
         assert (await gw.get(path, headers=user.auth)).status_code == 200, path

@@ -158,13 +158,11 @@ async def recommend_friends(
     user_id: Id,
     gw: Gw,
     request: Request,
-    caller: Caller,
     limit: Limit = 10,
     strategy: Annotated[Strategy, Query()] = "combined",
 ) -> Response:
-    """People you may know: friends of friends ranked by mutual friends (or groups, or both);
-    your own (the admin may ask for anyone's)."""
-    ensure_self(caller, user_id, action="ask for recommendations")
+    """People you may know: friends of friends ranked by mutual friends (or groups, or both).
+    Public, like profiles: ids and names only, no email."""
     reply = await gw.upstream.call(
         "graph",
         "GET",
@@ -179,11 +177,8 @@ async def recommend_friends(
     tags=["recommendations"],
     response_model=list[contract.GroupSuggestion],
 )
-async def recommend_groups(
-    user_id: Id, gw: Gw, request: Request, caller: Caller, limit: Limit = 10
-) -> Response:
-    """Groups your friends belong to that you have not joined (yours; the admin: anyone's)."""
-    ensure_self(caller, user_id, action="ask for recommendations")
+async def recommend_groups(user_id: Id, gw: Gw, request: Request, limit: Limit = 10) -> Response:
+    """Groups your friends belong to that you have not joined."""
     reply = await gw.upstream.call(
         "graph",
         "GET",

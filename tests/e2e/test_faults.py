@@ -93,7 +93,9 @@ async def test_two_instances_of_a_projection_split_partitions_and_survive_a_reba
     )
     try:
         async with Load(stack, rate=40):
-            async with httpx.AsyncClient(timeout=5, auth=stack.operator_auth()) as http:
+            auth = stack.operator_auth()
+            auth.ports[port] = "timeseries"  # the second instance is a timeseries service too
+            async with httpx.AsyncClient(timeout=5, auth=auth) as http:
                 for _ in range(120):
                     await asyncio.sleep(1)
                     try:

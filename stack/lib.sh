@@ -59,9 +59,11 @@ ensure_env() {
   done <"$CAMPUS_ROOT/.env.example"
 }
 # In a container the variables come from the environment (compose's env_file), not a file here.
+# The Helm chart's Jobs hold no JWT secret, so they say it outright with CAMPUS_ENV_FILE=none.
 # Under supervisord (CAMPUS_ENV_SCOPED=1, see stack/scoped.sh) a component has been given only
 # the variables it needs: it must not read the others back from .env.
-if [ -z "${CAMPUS_ENV_SCOPED:-}" ] && { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
+if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_ENV_SCOPED:-}" ] &&
+  { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
   ensure_env
   set -a
   # shellcheck disable=SC1091

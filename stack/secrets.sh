@@ -17,6 +17,6 @@ component_secrets() {
     timeseries) echo CAMPUS_TS_DB_PASSWORD ;;
     gateway) echo CAMPUS_REDIS_PASSWORD CAMPUS_JWT_SECRET CAMPUS_ADMIN_PASSWORD \
       CAMPUS_GATEWAY_SIGNING_KEY CAMPUS_CONNECT_PASSWORD ;;
-    *) ;; # kafka, ferretdb: none
+    *) ;; # kafka, ferretdb, zipkin: none
   esac
 }

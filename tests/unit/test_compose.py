@@ -25,6 +25,7 @@ NATIVE_TO_COMPOSE = {
     "graph": "graph",
     "timeseries": "timeseries",
     "gateway": "gateway",
+    "zipkin": "zipkin",
 }
 # compose service -> the .env.example variable holding its published port
 PORT_VARS = {
@@ -38,6 +39,7 @@ PORT_VARS = {
     "graph": "CAMPUS_GRAPH_PORT",
     "timeseries": "CAMPUS_TIMESERIES_PORT",
     "gateway": "CAMPUS_GATEWAY_PORT",
+    "zipkin": "CAMPUS_ZIPKIN_PORT",
 }
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from campus_common import telemetry
 from campus_common.errors import DomainError, TooManyRequestsError
 from campus_common.internal_auth import Verifier, internal_caller
 
@@ -58,20 +59,21 @@ def create_app(
     With `verifier` (every internal service), each route of `routers` answers only requests
     carrying a service token from a caller it trusts; /health and /metrics stay open.
     """
-    if verifier is not None:
-        inner, make_verifier = lifespan, verifier
 
-        @asynccontextmanager
-        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            app.state.verifier = make_verifier()
-            async with inner(app):
-                yield
+    @asynccontextmanager
+    async def flushed(app: FastAPI) -> AsyncIterator[None]:
+        if verifier is not None:
+            app.state.verifier = verifier()
+        async with lifespan(app):
+            yield
+        telemetry.shutdown()  # the last spans of a stopping service still reach Zipkin
 
-    app = FastAPI(title=title or f"CampusConnect {service}", lifespan=lifespan)
+    app = FastAPI(title=title or f"CampusConnect {service}", lifespan=flushed)
     app.state.service = service
     app.state.health_checks = {}
 
     app.add_middleware(_Measure, service=service)
+    telemetry.instrument_app(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from campus_common import telemetry
 from campus_common.internal_auth import ServiceAuth, Signer
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
@@ -45,6 +46,7 @@ async def _prepare(db: repo.Db, ready: asyncio.Event, relay: OutboxRelay) -> Non
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = get_settings()
     configure_logging("documents", settings.log_level)
+    telemetry.setup(service="documents", config=settings.tracing, libraries=("pymongo", "aiokafka"))
     client: AsyncMongoClient[repo.Doc] = AsyncMongoClient(**settings.mongo_options())
     signer = Signer(
         issuer="documents", private_key=settings.documents_signing_key.get_secret_value()

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from starlette.concurrency import run_in_threadpool
 
+from campus_common import telemetry
 from campus_common.errors import (
     ConflictError,
     ForbiddenError,
@@ -18,6 +19,7 @@ from campus_common.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
+from campus_common.telemetry import current_traceparent
 from campus_users import repository as repo
 from campus_users.schemas import (
     GroupCreate,
@@ -57,7 +59,10 @@ async def _argon2(fn: Callable[..., T], *args: str) -> T:
 
 
 async def _hash(password: str) -> str:
-    return await _argon2(_hasher.hash, password)
+    # Its own span, because it is most of a registration's time and would otherwise be an
+    # unexplained gap in the trace.
+    with telemetry.tracer(__name__).start_as_current_span("argon2 hash"):
+        return await _argon2(_hasher.hash, password)
 
 
 async def create_user(*, pool: asyncpg.Pool, data: UserCreate) -> UserRead:
@@ -66,7 +71,11 @@ async def create_user(*, pool: asyncpg.Pool, data: UserCreate) -> UserRead:
     try:
         async with pool.acquire() as conn:
             row = await repo.insert_user(
-                conn, email=str(data.email), full_name=data.full_name, password_hash=password_hash
+                conn,
+                email=str(data.email),
+                full_name=data.full_name,
+                password_hash=password_hash,
+                trace_context=current_traceparent(),
             )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"a user with email {data.email} already exists") from exc
@@ -114,7 +123,9 @@ async def update_user(
         changes["password_hash"] = await _hash(changes.pop("password"))
     try:
         async with pool.acquire() as conn:
-            row = await repo.update_user(conn, user_id=user_id, changes=changes)
+            row = await repo.update_user(
+                conn, user_id=user_id, changes=changes, trace_context=current_traceparent()
+            )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"a user with email {data.email} already exists") from exc
     if row is None:
@@ -162,7 +173,12 @@ async def verify_credentials(*, pool: asyncpg.Pool, email: str, password: str) -
 async def create_group(*, pool: asyncpg.Pool, data: GroupCreate) -> GroupRead:
     """Create a study group."""
     async with pool.acquire() as conn:
-        row = await repo.insert_group(conn, name=data.name, course_code=data.course_code)
+        row = await repo.insert_group(
+            conn,
+            name=data.name,
+            course_code=data.course_code,
+            trace_context=current_traceparent(),
+        )
     return GroupRead(**dict(row))
 
 
@@ -197,7 +213,11 @@ async def join_group(
     try:
         async with pool.acquire() as conn:
             row = await repo.insert_membership(
-                conn, user_id=data.user_id, group_id=group_id, role=data.role
+                conn,
+                user_id=data.user_id,
+                group_id=group_id,
+                role=data.role,
+                trace_context=current_traceparent(),
             )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"user {data.user_id} is already a member of group {group_id}") from exc

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "connect": {"CAMPUS_DEBEZIUM_PASSWORD"},
     "neo4j": set(),
     "ferretdb": set(),
+    "zipkin": set(),
     "users": {"CAMPUS_USERS_DB_PASSWORD"},
     "documents": {"CAMPUS_DOCS_DB_PASSWORD", "CAMPUS_DOCUMENTS_SIGNING_KEY"},
     "graph": {"CAMPUS_NEO4J_PASSWORD", "CAMPUS_GRAPH_SIGNING_KEY"},

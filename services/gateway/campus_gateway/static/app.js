@@ -75,6 +75,24 @@ function render(frame) {
   }
   document.querySelector("#projections tbody").replaceChildren(...rows);
   lagChart.update(); staleChart.update();
+  const slow = [];
+  for (const p of frame.projections) {
+    for (const w of p.slowest_writes || []) {
+      const tr = el("tr");
+      tr.dataset.projection = p.name;
+      const link = el("a", String(w.trace_id).slice(0, 12) + "…");
+      link.href = `${frame.zipkin_url}/traces/${encodeURIComponent(w.trace_id)}`;
+      link.target = "_blank"; link.rel = "noopener";
+      const cell = el("td"); cell.append(link);
+      tr.append(el("td", p.name), el("td", w.topic), el("td", w.key), el("td", w.in_kafka_s), cell);
+      slow.push(tr);
+    }
+  }
+  if (!slow.length) {
+    const td = el("td", "no traced writes yet", "muted"); td.colSpan = 5;
+    const tr = el("tr"); tr.append(td); slow.push(tr);
+  }
+  document.querySelector("#slowest tbody").replaceChildren(...slow);
   const c = frame.connector;
   const cdc = [["connector " + c.name, [el("span", c.state, c.state === "RUNNING" ? "running" : "bad"),
                                         document.createTextNode(" tasks: " + (c.tasks || []).join(", "))]]];

@@ -36,8 +36,11 @@ ensure_env() {
     }
   done <"$CAMPUS_ROOT/.env.example"
 }
-# In a container the variables come from the environment (compose's env_file), not a file here.
-if [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; then
+# CAMPUS_NO_ENV=1: every variable comes from the environment, no .env is read or generated
+# (image builds, so no secret lands in a layer; containers, which get only what they need).
+if [ -n "${CAMPUS_NO_ENV:-}" ]; then
+  :
+elif [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; then
   ensure_env
   set -a
   # shellcheck disable=SC1091

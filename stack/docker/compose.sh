@@ -9,7 +9,7 @@
 cd "$CAMPUS_ROOT"
 # One project per checkout, so several checkouts on one machine never share containers.
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-campus$(basename "$CAMPUS_ROOT" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')}"
-compose() { docker-compose --profile tools "$@"; }
+compose() { docker-compose "$@"; }
 
 # name in images.txt -> (variable, official image = the compose default) for each store
 choose_images() {
@@ -61,7 +61,7 @@ case "${1:-}" in
     # shellcheck disable=SC1091
     [ -f "$STACK_DIR/run/compose-images.env" ] && . "$STACK_DIR/run/compose-images.env"
     set +a
-    compose --profile observability down --volumes --remove-orphans --timeout 20
+    compose --profile tools --profile observability down --volumes --remove-orphans --timeout 20
     rm -f "$STACK_DIR/run/compose-images.env"
     ;;
   cli)
@@ -71,7 +71,7 @@ case "${1:-}" in
     . "$STACK_DIR/run/compose-images.env"
     set +a
     # Wide output: the demos print one line per step.
-    compose run --rm --no-deps -T -e COLUMNS=200 campus "$@"
+    compose --profile tools run --rm --no-deps -T -e COLUMNS=200 campus "$@"
     ;;
   *)
     set -a

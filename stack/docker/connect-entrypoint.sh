@@ -19,7 +19,7 @@ props=/kafka/run/worker.properties
   echo "rest.advertised.host.name=${ADVERTISED_HOST_NAME:-$(hostname -i | cut -d' ' -f1)}"
   echo "rest.advertised.port=${ADVERTISED_PORT:-${REST_PORT:-8083}}"
   echo "plugin.path=/kafka/connect"
-  for name in $(compgen -e | grep '^CONNECT_'); do
+  for name in $(compgen -e | grep '^CONNECT_' || true); do
     key="${name#CONNECT_}"
     key="${key,,}"
     printf '%s=%s\n' "${key//_/.}" "${!name}"

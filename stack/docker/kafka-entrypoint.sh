@@ -6,7 +6,7 @@ set -euo pipefail
 cd /opt/kafka
 props=/opt/kafka/run/server.properties
 : >"$props"
-for name in $(compgen -e | grep '^KAFKA_'); do
+for name in $(compgen -e | grep '^KAFKA_' || true); do
   case "$name" in KAFKA_HEAP_OPTS | KAFKA_OPTS | KAFKA_*_OPTS | KAFKA_VERSION) continue ;; esac
   key="${name#KAFKA_}"
   key="${key,,}"

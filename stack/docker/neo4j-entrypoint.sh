@@ -16,7 +16,7 @@ conf="$NEO4J_CONF/neo4j.conf"
   echo "dbms.usage_report.enabled=false"
   echo "db.tx_log.rotation.size=32M"
   echo "db.tx_log.rotation.retention_policy=128M size"
-  for name in $(compgen -e | grep '^NEO4J_'); do
+  for name in $(compgen -e | grep '^NEO4J_' || true); do
     case "$name" in NEO4J_AUTH | NEO4J_HOME | NEO4J_CONF | NEO4J_ACCEPT_LICENSE_AGREEMENT) continue ;; esac
     key="${name#NEO4J_}"
     key="${key//__/@}"

@@ -108,7 +108,7 @@ class Containers:
         c = self.start("services", alias, env=env, command=command)
         wrapped = c.get_wrapped_container()
         code = wrapped.wait(timeout=timeout)["StatusCode"]
-        logs = wrapped.logs().decode(errors="replace")
+        logs = str(wrapped.logs().decode(errors="replace"))
         assert code == 0, f"{alias} exited {code}:\n{logs[-4000:]}"
         return logs
 

@@ -184,7 +184,8 @@ async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) ->
     try:
 
         async def in_redis() -> bytes | None:
-            return await redis.get(f"user:{uid}")
+            value = await redis.get(f"user:{uid}")
+            return value.encode() if isinstance(value, str) else value
 
         raw = await eventually(in_redis, until=lambda v: v is not None, timeout=120)
         assert raw is not None

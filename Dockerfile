@@ -25,7 +25,7 @@ RUN stack/dashboard-install.sh && rm -rf .stack
 FROM debian:bookworm-slim
 # psql for the migrate job, curl for the connector registrar and the healthchecks.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 postgresql-client-15 curl \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --home-dir /app campus
 WORKDIR /app
 COPY --from=build /app /app

@@ -5,25 +5,28 @@
 set -euo pipefail
 export NEO4J_HOME=/var/lib/neo4j NEO4J_CONF=/var/lib/neo4j/conf
 conf="$NEO4J_CONF/neo4j.conf"
-{
-  echo "server.default_listen_address=0.0.0.0"
-  echo "server.directories.data=/data"
-  echo "server.directories.logs=/logs"
-  echo "server.bolt.tls_level=DISABLED"
-  echo "server.https.enabled=false"
-  echo "server.logs.config=conf/server-logs.xml"
-  echo "server.logs.user.config=conf/user-logs.xml"
-  echo "dbms.usage_report.enabled=false"
-  echo "db.tx_log.rotation.size=32M"
-  echo "db.tx_log.rotation.retention_policy=128M size"
-  for name in $(compgen -e | grep '^NEO4J_' || true); do
-    case "$name" in NEO4J_AUTH | NEO4J_HOME | NEO4J_CONF | NEO4J_ACCEPT_LICENSE_AGREEMENT) continue ;; esac
-    key="${name#NEO4J_}"
-    key="${key//__/@}"
-    key="${key//_/.}"
-    printf '%s=%s\n' "${key//@/_}" "${!name}"
-  done
-} >"$conf"
+# Defaults first, then every NEO4J_<setting>: Neo4j refuses a setting declared twice.
+declare -A settings=(
+  [server.default_listen_address]=0.0.0.0
+  [server.directories.data]=/data
+  [server.directories.logs]=/logs
+  [server.bolt.tls_level]=DISABLED
+  [server.https.enabled]=false
+  [server.logs.config]=conf/server-logs.xml
+  [server.logs.user.config]=conf/user-logs.xml
+  [dbms.usage_report.enabled]=false
+  [db.tx_log.rotation.size]=32M
+  [db.tx_log.rotation.retention_policy]="128M size"
+)
+for name in $(compgen -e | grep '^NEO4J_' || true); do
+  case "$name" in NEO4J_AUTH | NEO4J_HOME | NEO4J_CONF | NEO4J_ACCEPT_LICENSE_AGREEMENT) continue ;; esac
+  key="${name#NEO4J_}"
+  key="${key//__/@}"
+  key="${key//_/.}"
+  settings["${key//@/_}"]="${!name}"
+done
+[ "${NEO4J_AUTH:-}" = none ] && settings[dbms.security.auth_enabled]=false
+for key in "${!settings[@]}"; do printf '%s=%s\n' "$key" "${settings[$key]}"; done >"$conf"
 setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
 heap="$(setting server.memory.heap.max_size)"
 heap="${heap:-512m}"
@@ -31,9 +34,7 @@ heap="${heap:-512m}"
 auth="${NEO4J_AUTH:-}"
 unset NEO4J_AUTH
 java_tool=(java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.disable.jmx=true -cp '/var/lib/neo4j/lib/*')
-if [ "$auth" = none ]; then
-  echo "dbms.security.auth_enabled=false" >>"$conf"
-elif [ -n "$auth" ] && [ ! -d /data/databases/system ]; then
+if [ -n "$auth" ] && [ "$auth" != none ] && [ ! -d /data/databases/system ]; then
   # Through a picocli @-file, so the password never shows in the process list.
   pwfile="$NEO4J_HOME/run/initial-password.args"
   (umask 077 && printf '"%s"\n' "$(printf '%s' "${auth#neo4j/}" | sed 's/[\\"]/\\&/g')" >"$pwfile")

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
 
-.PHONY: help install env up down status logs clean seed test test-unit test-integration test-e2e lint bench demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose
+.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,15 +29,22 @@ clean: down ## stop and wipe all data (keeps downloaded jars and binaries)
 seed: ## load sample users, groups, memberships, friendships and posts.json
 	@uv run --frozen campus seed
 
+helm: ## build Helm (pinned) from the Go module proxy for the chart tests; a no-op once built
+	@stack/helm/install.sh
+
 lint: ## ruff and mypy
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy -p campus_common -p campus_users -p campus_documents -p campus_graph -p campus_timeseries -p campus_gateway -p campus_cli
 
-test: up ## start the stack if needed and run every native test (containers: test-containers, test-compose)
-	$(PYTEST) -m "not containers and not compose" tests
+test: up helm ## start the stack if needed and run every native test (the docs suite first: it wipes the stack); containers: test-containers, test-compose
+	$(PYTEST) -m docs tests/docs
+	$(PYTEST) -m "not docs and not containers and not compose" tests
 
-test-unit: ## pure logic only, no servers
+test-docs: up ## run every command the README, teaching guide and service READMEs show (wipes data)
+	$(PYTEST) -m docs tests/docs
+
+test-unit: helm ## pure logic only, no servers (the chart tests use Helm)
 	$(PYTEST) -m unit tests/unit
 
 test-integration: up ## tests against the running stack

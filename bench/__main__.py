@@ -21,6 +21,7 @@ SUITE = [
     "bench.cdc",  # M1, M8 (wants idle projections, so after the bulk writers above)
     "bench.throughput",  # M2 (it leaves a backlog and cleans up after itself)
     "bench.drain",  # issue 7: drain after a pause
+    "bench.tracing",  # issue 14: tracing on vs off (restarts the services per mode)
     "bench.claims",  # the brief's claims against the figures above (measures nothing)
 ]
 

@@ -8,6 +8,7 @@ COMPONENTS=(
   "redis       CAMPUS_REDIS_PORT        30               1"
   "kafka       CAMPUS_KAFKA_PORT        120              1"
   "connect     CAMPUS_CONNECT_PORT      180              2"
+  "zipkin      CAMPUS_ZIPKIN_PORT       120              2"
   "neo4j       CAMPUS_NEO4J_BOLT_PORT   180              1"
   "ferretdb    CAMPUS_MONGO_PORT        60               1"
   "users       CAMPUS_USERS_PORT        60               3"

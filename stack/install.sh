@@ -11,6 +11,7 @@ command -v go >/dev/null || need_apt+=(golang-go)
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v wrk >/dev/null || need_apt+=(wrk)  # bench/ load generator
+command -v jq >/dev/null || need_apt+=(jq)    # the teaching guide's curl examples
 if ((${#need_apt[@]})); then log "installing ${need_apt[*]}"; apt_install "${need_apt[@]}"; fi
 
 UV_VERSION=0.13.9

@@ -36,11 +36,11 @@ ensure_env() {
     }
   done <"$CAMPUS_ROOT/.env.example"
 }
-# CAMPUS_NO_ENV=1: every variable comes from the environment, no .env is read or generated
-# (image builds, so no secret lands in a layer; containers, which get only what they need).
-if [ -n "${CAMPUS_NO_ENV:-}" ]; then
-  :
-elif [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; then
+# In a container the variables come from the environment, not a file here. CAMPUS_ENV_FILE=none
+# (the Helm chart's Jobs, which hold no JWT secret) or CAMPUS_NO_ENV=1 (image builds: no .env,
+# so no secret lands in a layer; compose's containers: only what each needs) says so outright.
+if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_NO_ENV:-}" ] &&
+  { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
   ensure_env
   set -a
   # shellcheck disable=SC1091

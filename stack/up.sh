@@ -67,5 +67,9 @@ CampusConnect is up ($( ((started_supervisord)) && echo started || echo already 
   Kafka Connect   http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT/connectors
   Neo4j           bolt://$CAMPUS_HOST:$CAMPUS_NEO4J_BOLT_PORT   browser: http://$CAMPUS_HOST:$CAMPUS_NEO4J_HTTP_PORT (user neo4j)
   MongoDB wire    mongodb://$CAMPUS_HOST:$CAMPUS_MONGO_PORT (FerretDB)
+  Zipkin (traces) http://$CAMPUS_HOST:$CAMPUS_ZIPKIN_PORT/zipkin/
 Credentials are in .env. Logs: .stack/logs/<component>.log (make logs).  Stop: make down.
+
+Next: make seed    (loads a sample campus), then open the dashboard:
+  http://$CAMPUS_HOST:$CAMPUS_GATEWAY_PORT/dashboard   (sign in with CAMPUS_ADMIN_EMAIL / CAMPUS_ADMIN_PASSWORD from .env)
 TXT

@@ -92,6 +92,7 @@ def stack(settings: StackSettings) -> StackSettings:
         settings.graph_port,
         settings.timeseries_port,
         settings.gateway_port,
+        settings.zipkin_port,
     ]
     supervised = (ROOT / ".stack" / "run" / "supervisor.sock").exists()
     if not supervised:

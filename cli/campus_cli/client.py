@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 import httpx
+import tenacity
 from pydantic import SecretStr
 
 from campus_common.config import CampusSettings
@@ -35,6 +36,23 @@ class ApiError(Exception):
         self.status_code = response.status_code
 
 
+class TransientApiError(ApiError):
+    """502/503/504: a service or store is briefly away; the same call may succeed later."""
+
+
+TRANSIENT_STATUSES = (502, 503, 504)
+
+
+def retrying_transient() -> tenacity.Retrying:
+    """The CLI's one retry policy: on 502/503/504 or no answer, jittered backoff for 2 min."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((TransientApiError, httpx.TransportError)),
+        wait=tenacity.wait_exponential_jitter(initial=0.5, max=8),
+        stop=tenacity.stop_after_delay(120),
+        reraise=True,
+    )
+
+
 class Gateway:
     """Synchronous: the CLI does one thing at a time and prints as it goes."""
 
@@ -49,9 +67,9 @@ class Gateway:
 
     def token(self, email: str, password: str) -> str:
         if email not in self._tokens:
-            r = self.http.post("/auth/token", data={"username": email, "password": password})
-            if r.status_code != 200:
-                raise ApiError(r)
+            r = self.call_retrying(
+                "POST", "/auth/token", data={"username": email, "password": password}, ok=(200,)
+            )
             self._tokens[email] = r.json()["access_token"]
         return self._tokens[email]
 
@@ -73,8 +91,19 @@ class Gateway:
             headers["Authorization"] = f"Bearer {token}"
         r = self.http.request(method, path, headers=headers, **kwargs)
         if r.status_code not in ok:
-            raise ApiError(r)
+            raise TransientApiError(r) if r.status_code in TRANSIENT_STATUSES else ApiError(r)
         return r
+
+    def call_retrying(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """`call`, retried with jittered backoff while the answer is a 502/503/504 or no answer.
+
+        Only for calls that are safe to repeat: idempotent ones, or ones carrying an
+        Idempotency-Key. A loaded machine answers 504 now and then; a seeder should wait.
+        """
+        for attempt in retrying_transient():
+            with attempt:
+                return self.call(method, path, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     def admin(self, method: str, path: str, **kwargs: Any) -> Any:
         r = self.call(method, path, token=self.admin_token(), **kwargs)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -233,7 +234,7 @@ def demo_failure(
     if store not in FAILURES:
         raise typer.BadParameter(f"choose one of {', '.join(FAILURES)}")
     process = FAILURES[store]
-    gw = Gateway(timeout=5)
+    gw = Gateway(timeout=10)
     try:
         console.rule("everything up")
         console.print(_probe_all(gw))
@@ -253,9 +254,27 @@ def demo_failure(
     finally:
         _sctl("start", process)
     console.rule(f"{process} started again")
-    time.sleep(3)
-    console.print(_probe_all(gw))
-    gw.close()
+    try:
+        # A restarted store takes a while to accept connections, and each service reconnects
+        # on its next request: the demo waits for that rather than printing a stale failure.
+        waited = _wait(lambda: _all_answer(gw), timeout=180)
+    except TimeoutError:
+        console.print(_probe_all(gw))
+        console.print(f"[red]still failing 180 s after {process} was started again[/]")
+        raise typer.Exit(1) from None
+    else:
+        console.print(_probe_all(gw))
+        console.print(f"every request answers again {waited / 1000:.1f} s after {process} started")
+    finally:
+        gw.close()
+
+
+def _all_answer(gw: Gateway) -> bool:
+    """Whether every probe gets a non-5xx answer (the services have reconnected)."""
+    try:
+        return all(gw.http.get(path).status_code < 500 for _, path in PROBES)
+    except httpx.HTTPError:
+        return False
 
 
 dlq_app = typer.Typer(

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from campus_cli.client import ApiError, Gateway, settings
+from campus_cli.client import ApiError, Gateway, retrying_transient, settings
 from campus_common.config import ROOT
 
 SEED_USERS = [
@@ -64,11 +64,12 @@ def _comment_key(post_key: str, comment: dict[str, Any]) -> str:
     return f"{post_key}-c-{digest}"
 
 
-def _user(gw: Gateway, index: int, name: str) -> tuple[int, str]:
+def _user(gw: Gateway, index: int, name: str) -> tuple[int, str, bool]:
+    """The seeded user's id and token, and whether this call created the account."""
     email = email_for(index)
     password = password_for(email)
     try:
-        r = gw.call(
+        r = gw.call_retrying(
             "POST", "/users", json={"email": email, "full_name": name, "password": password}
         )
         user_id = int(r.json()["id"])
@@ -78,8 +79,38 @@ def _user(gw: Gateway, index: int, name: str) -> tuple[int, str]:
         user_id = -1
     token = gw.token(email, password)
     if user_id < 0:  # seeded before: the token says who we are
-        user_id = int(_claims(token)["sub"])
-    return user_id, token
+        return int(_claims(token)["sub"]), token, False
+    return user_id, token, True
+
+
+def _group(gw: Gateway, token: str, name: str, course_code: str) -> tuple[int, bool]:
+    """The group's id, creating it if no group has this name and course code yet.
+
+    Creating a group is not idempotent, so each attempt looks first: a create that timed out
+    may still have happened.
+    """
+    created = False
+    for attempt in retrying_transient():
+        with attempt:
+            for g in _all_groups(gw):
+                if (g["name"], g["course_code"]) == (name, course_code):
+                    return int(g["id"]), created
+            body = {"name": name, "course_code": course_code}
+            r = gw.call("POST", "/groups", token=token, json=body)
+            created = True
+            return int(r.json()["id"]), created
+    raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+def _all_groups(gw: Gateway) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = gw.call("GET", "/groups", params={"limit": 500, "after": after}).json()
+        items += page["items"]
+        if not page.get("next_after"):
+            return items
+        after = page["next_after"]
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -99,35 +130,27 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
             users: dict[int, tuple[int, str]] = {}
             for i in range(1, n_users + 1):
                 name = SEED_USERS[i - 1] if i <= len(SEED_USERS) else f"Student {i}"
-                users[i] = _user(gw, i, name)
-                counts["users"] += 1
+                uid, token, created = _user(gw, i, name)
+                users[i] = (uid, token)
+                counts["users"] += created
                 progress.advance(task)
 
-            existing = {
-                (g["name"], g["course_code"]): g["id"]
-                for g in gw.call("GET", "/groups", params={"limit": 500}).json()["items"]
-            }
             groups: dict[int, int] = {}
             task = progress.add_task("groups", total=len(data["groups"]))
             for g in data["groups"]:
                 _owner_id, owner_token = users[g["members"][0]]
-                key = (g["name"], g["course_code"])
-                if key not in existing:
-                    r = gw.call(
-                        "POST",
-                        "/groups",
-                        token=owner_token,
-                        json={"name": g["name"], "course_code": g["course_code"]},
-                    )
-                    existing[key] = r.json()["id"]
-                    counts["groups"] += 1
-                groups[g["index"]] = existing[key]
+                group_id, created = _group(gw, owner_token, g["name"], g["course_code"])
+                counts["groups"] += created
+                groups[g["index"]] = group_id
                 for pos, member in enumerate(g["members"]):
                     uid, token = users[member]
-                    r = gw.call(
+                    # Only the admin account may grant a role above member (the gateway refuses
+                    # a member promoting themselves), so the group's first member is made its
+                    # admin by the admin account, as an operator would.
+                    r = gw.call_retrying(
                         "POST",
                         f"/groups/{groups[g['index']]}/join",
-                        token=token,
+                        token=gw.admin_token() if pos == 0 else token,
                         ok=(200, 201, 409),
                         json={"user_id": uid, "role": "admin" if pos == 0 else "member"},
                     )
@@ -143,12 +166,14 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                 if a == b:
                     continue
                 ua, ta = users[a]
-                r = gw.call("POST", f"/users/{ua}/friends/{users[b][0]}", token=ta, ok=(200, 201))
+                r = gw.call_retrying(
+                    "POST", f"/users/{ua}/friends/{users[b][0]}", token=ta, ok=(200, 201)
+                )
                 counts["friendships"] += r.status_code == 201
                 progress.advance(task)
             for a, b in SEED_FOLLOWS:
                 ua, ta = users[a]
-                gw.call(
+                gw.call_retrying(
                     "POST",
                     "/follow",
                     token=ta,
@@ -164,7 +189,7 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                 body["author_id"] = author_id
                 headers = {"Idempotency-Key": p["key"]}
                 if p.get("group"):
-                    r = gw.call(
+                    r = gw.call_retrying(
                         "POST",
                         f"/groups/{groups[p['group']]}/posts",
                         token=token,
@@ -172,14 +197,14 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                         headers=headers,
                     )
                 else:
-                    r = gw.call("POST", "/posts", token=token, json=body, headers=headers)
+                    r = gw.call_retrying("POST", "/posts", token=token, json=body, headers=headers)
                 post = r.json()
                 post_id = post.get("id") or post.get("_id")
-                if r.status_code == 201 and not post.get("replayed"):
+                if r.status_code == 201 and r.headers.get("Idempotent-Replayed") != "true":
                     counts["posts"] += 1
                 for c in p.get("comments", []):
                     cid, ctoken = users[c["author"]]
-                    gw.call(
+                    gw.call_retrying(
                         "POST",
                         f"/posts/{post_id}/comments",
                         token=ctoken,
@@ -188,7 +213,9 @@ def run(*, extra_users: int, posts_file: Path = ROOT / "posts.json") -> dict[str
                     )
                 for liker in p.get("likes", []):
                     lid, ltoken = users[liker]
-                    gw.call("POST", f"/posts/{post_id}/like", token=ltoken, json={"user_id": lid})
+                    gw.call_retrying(
+                        "POST", f"/posts/{post_id}/like", token=ltoken, json={"user_id": lid}
+                    )
                 progress.advance(task)
     finally:
         gw.close()

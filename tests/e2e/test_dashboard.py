@@ -85,6 +85,13 @@ def test_paused_projection_lag_rises_on_the_chart_and_falls_after_resume(
                 ".find(d => d.label === 'graph').data.map(p => p.y)"
             )
             assert max(drawn) >= writes and drawn[-1] == 0
+            # The writes that waited in Kafka while paused are graph's slowest, each linked to
+            # its trace in Zipkin.
+            link = page.wait_for_selector(
+                "#slowest tr[data-projection='graph'] a[href*='/traces/']", timeout=10_000
+            )
+            assert link is not None
+            assert (link.get_attribute("href") or "").startswith(stack.zipkin_public_url)
             SHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOT), full_page=True)
         finally:

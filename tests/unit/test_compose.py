@@ -26,6 +26,7 @@ NATIVE_TO_COMPOSE = {
     "graph": "graph",
     "timeseries": "timeseries",
     "gateway": "gateway",
+    "zipkin": "zipkin",
 }
 # compose service -> its image variable and the images.txt image standing in for the official one
 IMAGE_VARS = {
@@ -219,6 +220,8 @@ def test_compose_only_names_variables_the_native_stack_defines(compose: dict[str
         "CAMPUS_IMAGE_PROMETHEUS",
         "CAMPUS_IMAGE_GRAFANA",
         "CAMPUS_COMPOSE_MONGO_AUTH_MECHANISM",
+        "CAMPUS_COMPOSE_OTEL_ENABLED",
+        "CAMPUS_IMAGE_ZIPKIN",
     }
     assert used <= set(env) | compose_only, used - set(env) - compose_only
 
@@ -249,6 +252,7 @@ def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None
 
 def test_observability_profile_scrapes_every_service(compose: dict[str, Any]) -> None:
     assert compose["services"]["prometheus"]["profiles"] == ["observability"]
+    assert compose["services"]["zipkin"]["profiles"] == ["observability"]
     assert compose["services"]["grafana"]["profiles"] == ["observability"]
     scrape = yaml.safe_load((ROOT / "stack" / "observability" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]

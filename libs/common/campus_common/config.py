@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from campus_common.telemetry import TracingConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = "__generate__"
@@ -54,7 +56,11 @@ class CampusSettings(BaseSettings):
     documents_port: int = 8002
     graph_port: int = 8003
     timeseries_port: int = 8004
+    zipkin_port: int = 9411
     log_level: str = "INFO"
+    # Tracing: on and 100 % sampled for the classroom; the bench lowers the ratio or turns it off.
+    otel_enabled: bool = True
+    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # Natively everything is on CAMPUS_HOST; in docker-compose each server has its own name.
     pg_host: str = ""
     ts_pg_host: str = ""
@@ -69,12 +75,18 @@ class CampusSettings(BaseSettings):
     documents_host: str = ""
     graph_host: str = ""
     timeseries_host: str = ""
+    zipkin_host: str = ""
+    # The Zipkin UI as a browser reaches it (the dashboard links traces there).
+    zipkin_public_url: str = ""
 
     @model_validator(mode="after")
     def _default_hosts(self) -> CampusSettings:
         for name in type(self).model_fields:
             if name.endswith("_host") and not getattr(self, name):
                 object.__setattr__(self, name, self.host)
+        if not self.zipkin_public_url:
+            url = f"http://{self.host}:{self.zipkin_port}/zipkin"
+            object.__setattr__(self, "zipkin_public_url", url)
         if not self.ts_pg_port:
             object.__setattr__(self, "ts_pg_port", self.pg_port)
         return self
@@ -96,6 +108,15 @@ class CampusSettings(BaseSettings):
     def kafka(self) -> KafkaConfig:
         """The broker address."""
         return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
+
+    @property
+    def tracing(self) -> TracingConfig:
+        """Where spans go and how many are sampled."""
+        return TracingConfig(
+            enabled=self.otel_enabled,
+            zipkin_endpoint=f"http://{self.zipkin_host}:{self.zipkin_port}/api/v2/spans",
+            sample_ratio=self.otel_sample_ratio,
+        )
 
     def service_url(self, name: str) -> str:
         """Base URL of a sibling service: users, documents, graph, timeseries or gateway."""

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -23,9 +23,11 @@ from typing import Any, Generic, TypeVar
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, Tracer
 from prometheus_client import Counter, Gauge, Histogram
 
-from campus_common import topics
+from campus_common import telemetry, topics
 from campus_common.config import KafkaConfig
 from campus_common.kafka import ensure_topics, new_producer, start_with_retry, topic_partitions
 
@@ -145,6 +147,8 @@ class ProjectionRunner(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._dlq: AIOKafkaProducer | None = None
         self.dead_letter_topic = topics.dead_letter(projection.name)
+        self.recent_writes = telemetry.RecentWrites()
+        self._tracer: Tracer | None = None
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -317,22 +321,111 @@ class ProjectionRunner(Generic[T]):
         if not decoded:
             return
         started = time.perf_counter()
-        try:
-            await self._apply_with_retry(decoded)
-        except _PoisonInBatchError:
-            # Isolate the bad record(s): apply one by one, dead-letter what cannot be applied.
-            for item in decoded:
-                try:
-                    await self._apply_with_retry([item])
-                except _PoisonInBatchError as poison:
-                    raw = next(r for r in records if r.offset == item.offset)
-                    await self._dead_letter(raw, poison.__cause__ or poison)
+        with self._traced(records, decoded):
+            try:
+                await self._apply_with_retry(decoded)
+            except _PoisonInBatchError:
+                # Isolate the bad record(s): apply one by one, dead-letter what cannot be applied.
+                for item in decoded:
+                    try:
+                        await self._apply_with_retry([item])
+                    except _PoisonInBatchError as poison:
+                        raw = next(r for r in records if r.offset == item.offset)
+                        await self._dead_letter(raw, poison.__cause__ or poison)
         BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
         RECORDS.labels(name, "applied").inc(len(decoded))
         self.applied_total += len(decoded)
         self.last_applied_at = time.time()
         if records[0].topic == topics.HEARTBEATS:
             self._note_heartbeats(records)
+
+    @contextlib.contextmanager
+    def _traced(
+        self, records: list[ConsumerRecord[bytes, bytes]], decoded: Sequence[Delivered[T]]
+    ) -> Iterator[None]:
+        """The apply span: a child of the write's request for one record, else linked to each.
+
+        In a batch, every traced write also gets a span in its own trace, spanning the batch's
+        apply (and linked to it), so each write's trace shows when it reached this store.
+        Heartbeats are not writes: they are not traced.
+        """
+        if records[0].topic == topics.HEARTBEATS or not telemetry.enabled():
+            yield
+            return
+        if self._tracer is None:
+            name = self.projection.name
+            self._tracer = telemetry.tracer("campus.projection", service=f"{name}-projection")
+        applied = {d.offset for d in decoded}
+        parents: list[tuple[ConsumerRecord[bytes, bytes], Context | None]] = [
+            (
+                r,
+                telemetry.context_from_traceparent(
+                    telemetry.record_traceparent(r.headers, r.value)
+                ),
+            )
+            for r in records
+            if r.offset in applied
+        ]
+        first = records[0]
+        span_name = f"process {first.topic}"
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": first.topic,
+            "messaging.destination.partition.id": str(first.partition),
+            "messaging.consumer.group.name": self.group_id,
+            "campus.projection": self.projection.name,
+        }
+        started_ns = telemetry.now_ns()
+        if len(parents) == 1:
+            rec, parent = parents[0]
+            attributes["messaging.kafka.offset"] = rec.offset
+            attributes["messaging.kafka.message.key"] = _key_text(rec.key)
+            with self._tracer.start_as_current_span(
+                span_name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+            ) as span:
+                yield
+                own = span.get_span_context()
+        else:
+            attributes["messaging.batch.message_count"] = len(parents)
+            links = [telemetry.link_to(ctx) for _, ctx in parents if ctx is not None]
+            with self._tracer.start_as_current_span(
+                span_name, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+            ) as span:
+                yield
+                own = span.get_span_context()
+            ended_ns = telemetry.now_ns()
+            for rec, ctx in parents:
+                if ctx is None:
+                    continue
+                self._tracer.start_span(
+                    span_name,
+                    context=ctx,
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        **attributes,
+                        "messaging.kafka.offset": rec.offset,
+                        "messaging.kafka.message.key": _key_text(rec.key),
+                    },
+                    links=[Link(own)],
+                    start_time=started_ns,
+                ).end(end_time=ended_ns)
+        applied_at = time.time()
+        own_trace = format(own.trace_id, "032x")
+        for rec, ctx in parents:
+            # A change nobody traced, in a batch, has only the batch's trace: not worth listing.
+            if ctx is None and len(parents) > 1:
+                continue
+            self.recent_writes.add(
+                telemetry.AppliedWrite(
+                    trace_id=telemetry.trace_id_of(ctx) if ctx is not None else own_trace,
+                    topic=rec.topic,
+                    key=_key_text(rec.key),
+                    in_kafka_s=round(max(applied_at - rec.timestamp / 1000, 0.0), 3),
+                    applied_at=applied_at,
+                )
+            )
 
     def _note_heartbeats(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         for rec in records:
@@ -429,6 +522,10 @@ class ProjectionRunner(Generic[T]):
             rec.offset,
             exc,
         )
+
+
+def _key_text(key: bytes | None) -> str:
+    return (key or b"").decode("utf-8", "replace")[:200]
 
 
 class _PoisonInBatchError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,8 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
         "last_heartbeat_at": runner.last_beat_at,
         "applied_total": runner.applied_total,
         "last_applied_at": runner.last_applied_at,
+        # The traced writes that waited longest in Kafka lately; the dashboard links their traces.
+        "slowest_writes": [dataclasses.asdict(w) for w in runner.recent_writes.slowest()],
         "now": time.time(),
     }
 

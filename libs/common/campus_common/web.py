@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from campus_common import telemetry
 from campus_common.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,19 @@ def create_app(
     title: str | None = None,
 ) -> FastAPI:
     """A service app with JSON errors, request metrics, /health and /metrics."""
-    app = FastAPI(title=title or f"CampusConnect {service}", lifespan=lifespan)
+
+    @asynccontextmanager
+    async def flushed(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            yield
+        telemetry.shutdown()  # the last spans of a stopping service still reach Zipkin
+
+    app = FastAPI(title=title or f"CampusConnect {service}", lifespan=flushed)
     app.state.service = service
     app.state.health_checks = {}
 
     app.add_middleware(_Measure, service=service)
+    telemetry.instrument_app(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

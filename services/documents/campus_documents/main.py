@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from campus_common import telemetry
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_documents import repository as repo
@@ -44,6 +45,7 @@ async def _prepare(db: repo.Db, ready: asyncio.Event, relay: OutboxRelay) -> Non
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = get_settings()
     configure_logging("documents", settings.log_level)
+    telemetry.setup(service="documents", config=settings.tracing, libraries=("pymongo", "aiokafka"))
     client: AsyncMongoClient[repo.Doc] = AsyncMongoClient(**settings.mongo_options())
     http = httpx.AsyncClient(
         base_url=settings.service_url("users"), timeout=settings.users_timeout_s

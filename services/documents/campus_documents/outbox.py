@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from campus_common.events import SCHEMA_VERSION, Event
+from campus_common.telemetry import current_traceparent
 
 SOURCE = "documents"
 
@@ -34,6 +35,8 @@ def new_event(
         "key": key,
         "user_id": user_id,
         "payload": payload,
+        # The request that queued it: the relay publishes in its name (Kafka headers).
+        "traceparent": current_traceparent(),
     }
 
 

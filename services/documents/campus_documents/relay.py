@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 
-from campus_common import topics
+from campus_common import telemetry, topics
 from campus_common.config import KafkaConfig
 from campus_common.kafka import ensure_topics, new_producer, start_with_retry
 from campus_documents import repository as repo
@@ -174,9 +174,11 @@ class OutboxRelay:
                     log.exception("outbox relay: unreadable event in %s %s", collection, doc["_id"])
                     break
                 try:
-                    fut = await self._producer.send(
-                        self.topic, envelope.to_bytes(), key=envelope.key.encode()
-                    )
+                    # The send continues the request that queued the event (see graph's relay).
+                    with telemetry.continued(stored.get("traceparent")):
+                        fut = await self._producer.send(
+                            self.topic, envelope.to_bytes(), key=envelope.key.encode()
+                        )
                 except Exception as exc:
                     send_error = exc
                     break

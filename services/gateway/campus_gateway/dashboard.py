@@ -87,10 +87,12 @@ async def snapshot(gw: Any, http: httpx.AsyncClient) -> dict[str, Any]:
                     "time_lag_s",
                     "staleness_s",
                     "applied_total",
+                    "slowest_writes",
                 )
             }
             for p in projections
         ],
+        "zipkin_url": gw.settings.zipkin_public_url,
         "connector": connector,
         "slots": slots,
     }

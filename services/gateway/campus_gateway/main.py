@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from campus_common import telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
@@ -27,6 +28,7 @@ from campus_gateway.upstream import Upstream, UpstreamError
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging("gateway", settings.log_level)
+    telemetry.setup(service="gateway", config=settings.tracing, libraries=("redis",))
     redis = new_redis(settings)
     cache = Cache(redis, settings)
     upstream_clients = Upstream(settings)

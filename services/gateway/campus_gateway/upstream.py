@@ -37,11 +37,14 @@ class UpstreamError(Exception):
 class Reply:
     """A service's successful answer, kept as bytes so it can be passed through unparsed."""
 
-    __slots__ = ("content", "status_code")
+    __slots__ = ("content", "headers", "status_code")
 
-    def __init__(self, status_code: int, content: bytes) -> None:
+    def __init__(
+        self, status_code: int, content: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.status_code = status_code
         self.content = content
+        self.headers = headers or {}
 
     def json(self) -> Any:
         return orjson.loads(self.content) if self.content else None
@@ -110,7 +113,7 @@ class Upstream:
                 log.warning("%s failed on %s %s: %r", service, method, path, exc)
                 raise unavailable(service) from exc
         if resp.status_code < 400:
-            return Reply(resp.status_code, resp.content)
+            return Reply(resp.status_code, resp.content, _response_headers(resp))
         raise _error_from(service, resp)
 
 
@@ -155,3 +158,11 @@ def forwarded_headers(headers: Mapping[str, str], *, actor: int | None) -> dict[
     if actor is not None:
         out["x-user-id"] = str(actor)
     return out
+
+
+# Response headers of a service that mean something to the client and pass the gateway.
+RESPONSE_HEADERS = ("Idempotent-Replayed",)
+
+
+def _response_headers(resp: httpx.Response) -> dict[str, str]:
+    return {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}

@@ -17,7 +17,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from campus_common import projection_api
+from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
@@ -30,7 +30,9 @@ from campus_graph.routes import router
 log = logging.getLogger(__name__)
 
 
-async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[GraphChange]) -> None:
+async def _bootstrap(
+    driver: AsyncDriver, runner: ProjectionRunner[GraphChange], *, project: bool
+) -> None:
     # Constraints first: MERGE is only race-free with them. Neo4j may still be starting.
     delay = 0.5
     while True:
@@ -41,13 +43,15 @@ async def _bootstrap(driver: AsyncDriver, runner: ProjectionRunner[GraphChange])
             log.warning("neo4j schema not ready, retrying in %.1fs: %r", delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-    await runner.start()
+    if project:
+        await runner.start()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging("graph", settings.log_level)
+    telemetry.setup(service="graph", config=settings.tracing, libraries=("aiokafka", "neo4j"))
     # The driver connects lazily, so the service starts (and reports "degraded") without Neo4j.
     driver = AsyncGraphDatabase.driver(
         settings.neo4j_uri,
@@ -81,7 +85,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await writer.wait_closed()
 
     app.state.health_checks = {"neo4j": neo4j, "kafka": kafka}
-    bootstrap = asyncio.create_task(_bootstrap(driver, runner), name="graph-bootstrap")
+    bootstrap = asyncio.create_task(
+        _bootstrap(driver, runner, project=settings.graph_projection_enabled),
+        name="graph-bootstrap",
+    )
     await relay.start()
     try:
         yield

@@ -13,7 +13,7 @@ import logging
 from neo4j import AsyncDriver
 from prometheus_client import Counter, Gauge
 
-from campus_common import topics
+from campus_common import telemetry, topics
 from campus_common.config import KafkaConfig
 from campus_common.kafka import ensure_topics, new_producer, start_with_retry
 from campus_graph import repository as repo
@@ -70,9 +70,12 @@ class OutboxRelay:
         if not pending:
             return 0
         # Enqueue all, then wait for every ack: the idempotent producer keeps them in order.
-        acks = [
-            await self.producer.send(m.topic, m.value.encode(), key=m.key.encode()) for m in pending
-        ]
+        acks = []
+        for m in pending:
+            # The send span continues the request that queued the event; its context goes into
+            # the record's headers (the aiokafka instrumentation), so consumers continue it too.
+            with telemetry.continued(m.traceparent):
+                acks.append(await self.producer.send(m.topic, m.value.encode(), key=m.key.encode()))
         await asyncio.gather(*acks)
         await repo.delete_outbox(self.driver, ids=[m.id for m in pending])
         PUBLISHED.inc(len(pending))

@@ -207,7 +207,7 @@ RETURN count(r) > 0 AS changed
 """
 
 _OUTBOX: LiteralString = """
-CREATE (:Outbox {id: $id, topic: $topic, key: $key, value: $value,
+CREATE (:Outbox {id: $id, topic: $topic, key: $key, value: $value, traceparent: $traceparent,
                  created_at: datetime.realtime()})
 """
 
@@ -218,6 +218,8 @@ class OutboxMessage:
     topic: str
     key: str
     value: str
+    # The request that queued it: the relay publishes in its name (Kafka headers).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,7 @@ async def change_edge(
                     topic=message.topic,
                     key=message.key,
                     value=message.value,
+                    traceparent=message.traceparent,
                 )
             ).consume()
         return result
@@ -279,8 +282,8 @@ async def change_edge(
 async def pending_outbox(driver: AsyncDriver, *, limit: int) -> list[OutboxMessage]:
     """The oldest queued events, in the order their transactions wrote them."""
     records, _, _ = await driver.execute_query(
-        "MATCH (o:Outbox) RETURN o.id AS id, o.topic AS topic, o.key AS key, o.value AS value "
-        "ORDER BY o.created_at, o.id LIMIT $limit",
+        "MATCH (o:Outbox) RETURN o.id AS id, o.topic AS topic, o.key AS key, o.value AS value, "
+        "o.traceparent AS traceparent ORDER BY o.created_at, o.id LIMIT $limit",
         limit=limit,
         routing_=RoutingControl.READ,
     )

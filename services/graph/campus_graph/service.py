@@ -10,6 +10,7 @@ from neo4j import AsyncDriver
 from campus_common import topics
 from campus_common.errors import InvalidError, NotFoundError, UnavailableError
 from campus_common.events import Event
+from campus_common.telemetry import current_traceparent
 from campus_graph import repository as repo
 from campus_graph.schemas import (
     FollowRead,
@@ -58,7 +59,11 @@ def graph_event(*, type: str, actor: int, payload: dict[str, int]) -> Event:
 def outbox_message(event: Event) -> repo.OutboxMessage:
     """The outbox node's content for an event on campus.graph.events."""
     return repo.OutboxMessage(
-        id=str(event.id), topic=topics.GRAPH_EVENTS, key=event.key, value=event.to_bytes().decode()
+        id=str(event.id),
+        topic=topics.GRAPH_EVENTS,
+        key=event.key,
+        value=event.to_bytes().decode(),
+        traceparent=current_traceparent(),
     )
 
 

@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from campus_common import topics
 from campus_common.consumer import Delivered, Projection
 from campus_common.events import ChangeRecord, Event
+from campus_common.telemetry import TRACE_COLUMN
 from campus_timeseries import repository as repo
 
 ROWS = Counter(
@@ -143,7 +144,12 @@ def from_change(topic: str, change: ChangeRecord) -> Decoded | None:
         key = f"cdc:{table.table}:{verb}:{change.position}:{pk}"
     # A delete's old row holds only the key (replica identity default); Debezium fills the
     # other columns with placeholders ('' and 1970), which are not facts worth storing.
-    props = {c: row[c] for c in table.pk} if verb == "deleted" else row
+    # The trace context is for the projections' spans, not a fact about the entity.
+    props = (
+        {c: row[c] for c in table.pk}
+        if verb == "deleted"
+        else {k: v for k, v in row.items() if k != TRACE_COLUMN}
+    )
     return EventRow(
         time=time,
         user_id=_user_id(row.get(table.actor)) if table.actor else None,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from campus_common import telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
 from campus_common.projection_api import router as projection_router
@@ -22,6 +23,7 @@ from campus_timeseries.routes import router
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging("timeseries", settings.log_level)
+    telemetry.setup(service="timeseries", config=settings.tracing, libraries=("psycopg",))
     # Opened without waiting: the service starts (and reports "degraded") while PostgreSQL
     # is down, and the pool connects in the background once it is back.
     pool = AsyncConnectionPool(
@@ -56,7 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await conn.execute("SELECT 1")
 
     app.state.health_checks = {"postgres": postgres}
-    await runner.start()
+    if settings.timeseries_projection_enabled:
+        await runner.start()
     try:
         yield
     finally:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI
 
+from campus_common import telemetry
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_users import cdc
@@ -18,6 +19,7 @@ from campus_users.routes import router
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging("users", settings.log_level)
+    telemetry.setup(service="users", config=settings.tracing, libraries=("asyncpg",))
     # min_size=0: the service starts (and reports "degraded") while PostgreSQL is down.
     pool = await asyncpg.create_pool(
         settings.db.dsn(), min_size=0, max_size=settings.users_db_pool_max, command_timeout=10

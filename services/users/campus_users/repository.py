@@ -10,14 +10,20 @@ USER_COLS = "id, email::text AS email, full_name, created_at, updated_at"
 
 
 async def insert_user(
-    conn: asyncpg.Connection, *, email: str, full_name: str, password_hash: str
+    conn: asyncpg.Connection,
+    *,
+    email: str,
+    full_name: str,
+    password_hash: str,
+    trace_context: str | None,
 ) -> asyncpg.Record:
     return await conn.fetchrow(
-        "INSERT INTO users (email, full_name, password_hash) VALUES ($1, $2, $3) "
-        f"RETURNING {USER_COLS}",
+        "INSERT INTO users (email, full_name, password_hash, trace_context) "
+        f"VALUES ($1, $2, $3, $4) RETURNING {USER_COLS}",
         email,
         full_name,
         password_hash,
+        trace_context,
     )
 
 
@@ -42,15 +48,18 @@ async def list_users(conn: asyncpg.Connection, *, after: int, limit: int) -> lis
 
 
 async def update_user(
-    conn: asyncpg.Connection, *, user_id: int, changes: dict[str, Any]
+    conn: asyncpg.Connection, *, user_id: int, changes: dict[str, Any], trace_context: str | None
 ) -> asyncpg.Record | None:
     # Column names come from a fixed allow-list below, values are always bind parameters.
     allowed = {"email", "full_name", "password_hash"}
     cols = [c for c in changes if c in allowed]
-    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+    sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))
     sets = f"{sets}, " if sets else ""
-    sql = f"UPDATE users SET {sets}updated_at = now() WHERE id = $1 RETURNING {USER_COLS}"
-    return await conn.fetchrow(sql, user_id, *(changes[c] for c in cols))
+    sql = (
+        f"UPDATE users SET {sets}updated_at = now(), trace_context = $2 WHERE id = $1 "
+        f"RETURNING {USER_COLS}"
+    )
+    return await conn.fetchrow(sql, user_id, trace_context, *(changes[c] for c in cols))
 
 
 async def delete_user(conn: asyncpg.Connection, *, user_id: int) -> bool:
@@ -64,12 +73,15 @@ FROM groups g
 """
 
 
-async def insert_group(conn: asyncpg.Connection, *, name: str, course_code: str) -> asyncpg.Record:
+async def insert_group(
+    conn: asyncpg.Connection, *, name: str, course_code: str, trace_context: str | None
+) -> asyncpg.Record:
     return await conn.fetchrow(
-        "INSERT INTO groups (name, course_code) VALUES ($1, $2) "
+        "INSERT INTO groups (name, course_code, trace_context) VALUES ($1, $2, $3) "
         "RETURNING id, name, course_code, created_at, 0 AS member_count",
         name,
         course_code,
+        trace_context,
     )
 
 
@@ -86,14 +98,15 @@ async def list_groups(conn: asyncpg.Connection, *, after: int, limit: int) -> li
 
 
 async def insert_membership(
-    conn: asyncpg.Connection, *, user_id: int, group_id: int, role: str
+    conn: asyncpg.Connection, *, user_id: int, group_id: int, role: str, trace_context: str | None
 ) -> asyncpg.Record:
     return await conn.fetchrow(
-        "INSERT INTO group_memberships (user_id, group_id, role) VALUES ($1, $2, $3) "
-        "RETURNING user_id, group_id, role, joined_at",
+        "INSERT INTO group_memberships (user_id, group_id, role, trace_context) "
+        "VALUES ($1, $2, $3, $4) RETURNING user_id, group_id, role, joined_at",
         user_id,
         group_id,
         role,
+        trace_context,
     )
 
 

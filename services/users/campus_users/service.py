@@ -9,7 +9,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from starlette.concurrency import run_in_threadpool
 
+from campus_common import telemetry
 from campus_common.errors import ConflictError, InvalidError, NotFoundError
+from campus_common.telemetry import current_traceparent
 from campus_users import repository as repo
 from campus_users.schemas import (
     GroupCreate,
@@ -28,8 +30,10 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 async def _hash(password: str) -> str:
-    # argon2 is deliberately CPU-heavy: keep it off the event loop.
-    return await run_in_threadpool(_hasher.hash, password)
+    # argon2 is deliberately CPU-heavy: keep it off the event loop. Its own span, because it is
+    # most of a registration's time and would otherwise be an unexplained gap in the trace.
+    with telemetry.tracer(__name__).start_as_current_span("argon2 hash"):
+        return await run_in_threadpool(_hasher.hash, password)
 
 
 async def create_user(*, pool: asyncpg.Pool, data: UserCreate) -> UserRead:
@@ -38,7 +42,11 @@ async def create_user(*, pool: asyncpg.Pool, data: UserCreate) -> UserRead:
     try:
         async with pool.acquire() as conn:
             row = await repo.insert_user(
-                conn, email=str(data.email), full_name=data.full_name, password_hash=password_hash
+                conn,
+                email=str(data.email),
+                full_name=data.full_name,
+                password_hash=password_hash,
+                trace_context=current_traceparent(),
             )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"a user with email {data.email} already exists") from exc
@@ -80,7 +88,9 @@ async def update_user(*, pool: asyncpg.Pool, user_id: int, data: UserUpdate) -> 
         changes["password_hash"] = await _hash(changes.pop("password"))
     try:
         async with pool.acquire() as conn:
-            row = await repo.update_user(conn, user_id=user_id, changes=changes)
+            row = await repo.update_user(
+                conn, user_id=user_id, changes=changes, trace_context=current_traceparent()
+            )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"a user with email {data.email} already exists") from exc
     if row is None:
@@ -112,7 +122,12 @@ async def verify_credentials(*, pool: asyncpg.Pool, email: str, password: str) -
 async def create_group(*, pool: asyncpg.Pool, data: GroupCreate) -> GroupRead:
     """Create a study group."""
     async with pool.acquire() as conn:
-        row = await repo.insert_group(conn, name=data.name, course_code=data.course_code)
+        row = await repo.insert_group(
+            conn,
+            name=data.name,
+            course_code=data.course_code,
+            trace_context=current_traceparent(),
+        )
     return GroupRead(**dict(row))
 
 
@@ -147,7 +162,11 @@ async def join_group(
     try:
         async with pool.acquire() as conn:
             row = await repo.insert_membership(
-                conn, user_id=data.user_id, group_id=group_id, role=data.role
+                conn,
+                user_id=data.user_id,
+                group_id=group_id,
+                role=data.role,
+                trace_context=current_traceparent(),
             )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"user {data.user_id} is already a member of group {group_id}") from exc

@@ -94,5 +94,10 @@ def headers_for(request: Request, principal: Principal | None) -> dict[str, str]
 def passthrough(reply: Reply) -> Response:
     """A service's answer as the gateway's, without parsing it."""
     if reply.status_code == status.HTTP_204_NO_CONTENT or not reply.content:
-        return Response(status_code=reply.status_code)
-    return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+        return Response(status_code=reply.status_code, headers=reply.headers)
+    return Response(
+        reply.content,
+        status_code=reply.status_code,
+        media_type="application/json",
+        headers=reply.headers,
+    )

@@ -1,0 +1,136 @@
+"""Issue 14: what tracing costs, on the cached read and on commit → store latency.
+
+Each mode restarts the five services with its tracing settings (an override file that
+stack/services/run.sh reads after .env), then measures the same two things: the gateway's
+cached GET /users/{id} under wrk, and commit → visible in each store at a steady write rate
+(bench.cdc's measurement). "off" is no tracer provider and no instrumentation; "100 %" is the
+classroom default, every request and every apply exported to Zipkin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+import asyncpg
+
+from bench import cdc, fixtures
+from bench.api import CONNECTIONS, _load
+from bench.core import ROOT, Figure, Report
+from bench.tools import COUNT_CACHE_LUA, WrkResult, rotate_paths_lua
+
+OVERRIDE = ROOT / ".stack" / "run" / "tracing.env"
+SERVICES = ["users", "documents", "graph", "timeseries", "gateway"]
+MODES: dict[str, str] = {
+    "off": "CAMPUS_OTEL_ENABLED=false\n",
+    "10 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=0.1\n",
+    "100 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=1.0\n",
+}
+
+
+def _restart_services(override: str | None) -> None:
+    """Restart the services with `override` (None: .env alone) and wait until they answer."""
+    if override is None:
+        OVERRIDE.unlink(missing_ok=True)
+    else:
+        OVERRIDE.write_text(override)
+    conf = ROOT / ".stack" / "run" / "supervisord.conf"
+    sctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf)]
+    subprocess.run([*sctl, "restart", *SERVICES], check=True, capture_output=True, timeout=180)
+    ready = ROOT / "stack" / "services" / "ready.sh"
+    deadline = time.monotonic() + 120
+    for name in SERVICES:
+        while subprocess.run([str(ready), name], capture_output=True, check=False).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after restart")
+            time.sleep(0.5)
+
+
+async def _measure(
+    *, ids: list[int], token: str | None, seconds: float, cdc_s: float
+) -> tuple[WrkResult, dict[str, float]]:
+    async with fixtures.http_client() as http:
+        await fixtures.wait_idle(http, token, ["graph", "cache", "timeseries"], timeout_s=120)
+        gw = fixtures.url("gateway")
+        paths = [f"/users/{i}" for i in ids]
+        for p in paths:  # fill the cache
+            (await http.get(f"{gw}{p}")).raise_for_status()
+        if token is None:
+            cached = await _load(f"{gw}/users", seconds, rotate_paths_lua(paths) + COUNT_CACHE_LUA)
+        else:
+            async with fixtures.rate_limit_lifted(http, token, ttl_s=int(seconds) + 60):
+                script = rotate_paths_lua(paths) + COUNT_CACHE_LUA
+                cached = await _load(f"{gw}/users", seconds, script)
+        pool = await asyncpg.create_pool(fixtures.users_dsn(), min_size=4, max_size=16)
+        try:
+            scratch = Report(quick=True)  # bench.cdc reports into it; we keep only the p99s
+            p99s = await cdc._latency(
+                scratch, pool=pool, ids=ids, http=http, token=token, duration_s=cdc_s
+            )
+        finally:
+            await pool.close()
+    return cached, p99s
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    seconds, cdc_s = (10.0, 15.0) if quick else (30.0, 45.0)
+    async with fixtures.http_client() as http:
+        ids = await fixtures.bench_users(http, cdc.USERS)
+        try:
+            token: str | None = await fixtures.admin_token(http)
+        except Exception:
+            token = None
+    results: dict[str, tuple[WrkResult, dict[str, float]]] = {}
+    try:
+        for mode, override in MODES.items():
+            print(f"   tracing {mode}", flush=True)
+            await asyncio.to_thread(_restart_services, override)
+            results[mode] = await _measure(ids=ids, token=token, seconds=seconds, cdc_s=cdc_s)
+    finally:
+        await asyncio.to_thread(_restart_services, None)
+
+    off_read, off_p99 = results["off"]
+    for mode in ("10 %", "100 %"):
+        read, p99 = results[mode]
+        report.add(
+            Figure(
+                "T1",
+                f"cached GET /users/{{id}}, tracing {mode}, {CONNECTIONS} connections",
+                round(read.requests_per_s),
+                "req/s",
+                "same, tracing off",
+                round(off_read.requests_per_s),
+            )
+        )
+        report.add(
+            Figure(
+                "T1",
+                f"cached GET /users/{{id}} p99, tracing {mode}",
+                round(read.p99_ms, 2),
+                "ms",
+                "same, tracing off",
+                round(off_read.p99_ms, 2),
+            )
+        )
+        for store, name in {"kafka": "Kafka", **cdc.STORES}.items():
+            if store in p99 and store in off_p99:
+                report.add(
+                    Figure(
+                        "T2",
+                        f"commit → {name} p99 at {cdc.RATE} writes/s, tracing {mode}",
+                        round(p99[store], 1),
+                        "ms",
+                        "same, tracing off",
+                        round(off_p99[store], 1),
+                    )
+                )
+    report.sections["T1/T2 tracing overhead: how it was measured"] = (
+        "Each mode restarts the five services with its tracing settings, waits for the "
+        "projections to be idle, then runs wrk on the cached profile read "
+        f"({seconds:g} s, {CONNECTIONS} connections, 50 users rotated) and bench.cdc's "
+        f"commit → store measurement ({cdc_s:g} s of UPDATEs at {cdc.RATE}/s straight into "
+        "PostgreSQL, so each change starts its own trace in each projection). Modes in order: "
+        + ", ".join(MODES)
+        + ". Spans go to the Zipkin server of `make up` (in-memory storage) on the same cores."
+    )

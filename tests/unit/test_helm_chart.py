@@ -1,0 +1,764 @@
+"""The Helm chart (deploy/helm/campusconnect), rendered and checked offline: no cluster here.
+
+`helm lint` and `helm template` (Helm built from the Go module proxy by stack/helm/install.sh),
+every rendered object validated against the Kubernetes OpenAPI schemas that `kubernetes-validate`
+ships (strict: unknown fields fail) for the oldest and newest minors the chart supports, and the
+chart's environment names, ports, secrets and network policies checked against the services'
+own settings and call graph, as test_compose.py does for docker-compose.yml.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from campus_documents.config import Settings as DocumentsSettings
+from campus_gateway.config import Settings as GatewaySettings
+from campus_graph.config import Settings as GraphSettings
+from campus_timeseries.config import Settings as TimeseriesSettings
+from campus_users.config import Settings as UsersSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "campusconnect"
+PRODUCTION = CHART / "values-production.yaml"
+# The first build of Helm (when `make up` has not built it yet) took 14 minutes on two cores
+# shared with other stacks; afterwards the fixture is a no-op and each helm call is bounded at 60 s.
+pytestmark = [pytest.mark.unit, pytest.mark.helm, pytest.mark.timeout(1800)]
+
+# The oldest and newest Kubernetes minors the chart supports (Chart.yaml kubeVersion).
+OLDEST, NEWEST = "1.29.0", "1.37.0"
+SERVICES = ("users", "documents", "graph", "timeseries", "gateway")
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "users": UsersSettings,
+    "documents": DocumentsSettings,
+    "graph": GraphSettings,
+    "timeseries": TimeseriesSettings,
+    "gateway": GatewaySettings,
+}
+# Who calls whom over HTTP; test_the_call_graph_is_the_codes checks it against the sources.
+CALLS = {
+    "users": set(),
+    "documents": {"users"},
+    "graph": {"users"},
+    "timeseries": set(),
+    "gateway": {"users", "documents", "graph", "timeseries"},
+}
+# The engine ports each program may reach (defaults of values.yaml), besides DNS and services.
+ENGINE_PORTS = {
+    "users": {5432},
+    "documents": {27017, 9092},
+    "graph": {7687, 9092},
+    "timeseries": {5432, 9092},
+    "gateway": {6379, 9092, 8083},
+    "migrate": {5432},
+    "connectors": {8083},
+}
+PROJECTION_OF = {"graph": "graph", "timeseries": "timeseries", "gateway": "cache"}
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if re.match(r"^[A-Z0-9_]+=", line):
+            name, value = line.split("=", 1)
+            out[name] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def helm(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    subprocess.run([str(ROOT / "stack" / "helm" / "install.sh")], check=True, timeout=1750)
+    binary = ROOT / ".stack" / "bin" / "helm"
+    home = tmp_path_factory.mktemp("helm-home")
+    # Helm's own state in a scratch directory, and no kubeconfig: nothing here may reach a cluster
+    # or a chart repository (the chart has no dependencies to fetch).
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+        "KUBECONFIG": str(home / "no-kubeconfig"),
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(binary), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+@dataclass
+class Rendered:
+    objects: list[dict[str, Any]]
+    by_kind: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for obj in self.objects:
+            self.by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+
+    def kind(self, kind: str) -> dict[str, dict[str, Any]]:
+        return self.by_kind.get(kind, {})
+
+    def component(self, kind: str, component: str) -> dict[str, Any]:
+        found = [
+            o
+            for o in self.kind(kind).values()
+            if o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        ]
+        assert len(found) == 1, (kind, component, [o["metadata"]["name"] for o in found])
+        return found[0]
+
+
+Render = Callable[..., Rendered]
+
+
+@pytest.fixture(scope="module")
+def render(helm: Callable[..., subprocess.CompletedProcess[str]]) -> Render:
+    def run(*args: str, kube: str = NEWEST) -> Rendered:
+        out = helm(
+            "template", "campus", str(CHART), "--namespace", "campus", "--kube-version", kube, *args
+        ).stdout
+        return Rendered([d for d in yaml.safe_load_all(out) if d])
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def default(render: Render) -> Rendered:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def production(render: Render) -> Rendered:
+    return render("-f", str(PRODUCTION))
+
+
+def pod_specs(r: Rendered) -> Iterator[tuple[str, dict[str, Any]]]:
+    for kind in ("Deployment", "Job"):
+        for name, obj in r.kind(kind).items():
+            yield name, obj["spec"]["template"]["spec"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    names = [e["name"] for e in container.get("env", [])]
+    assert len(names) == len(set(names)), f"duplicate env names in {container['name']}"
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+# --- Helm itself --------------------------------------------------------------------------------
+
+
+def test_helm_is_the_pinned_version(helm: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    pinned = re.search(r"^HELM_VERSION=(\S+)", (ROOT / "stack/helm/install.sh").read_text(), re.M)
+    assert pinned
+    assert helm("version", "--template", "{{.Version}}").stdout.strip() == pinned.group(1)
+
+
+@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["default", "production"])
+@pytest.mark.parametrize("kube", [OLDEST, NEWEST])
+def test_helm_lint_strict(
+    helm: Callable[..., subprocess.CompletedProcess[str]], values: Path | None, kube: str
+) -> None:
+    args = ["lint", "--strict", str(CHART), "--kube-version", kube]
+    if values:
+        args += ["-f", str(values)]
+    out = helm(*args).stdout
+    assert "0 chart(s) failed" in out, out
+
+
+def test_chart_refuses_clusters_older_than_it_supports(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    proc = helm("template", "campus", str(CHART), "--kube-version", "1.28.0", check=False)
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["engines.mongo.flavour=mongodb", "services.gateway.replicas=3", "engines.mongo.flavor=mongo"],
+)
+def test_values_schema_rejects_typos(
+    helm: Callable[..., subprocess.CompletedProcess[str]], setting: str
+) -> None:
+    # values.schema.json: a misspelt key or a wrong choice fails the render, not the cluster.
+    proc = helm("template", "campus", str(CHART), "--set", setting, check=False)
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr, proc.stderr
+
+
+# --- every object against the Kubernetes schemas ----------------------------------------------
+
+
+# The other branches of the templates: everything optional switched the other way.
+ALTERNATE = [
+    "--set",
+    ",".join(
+        [
+            "networkPolicy.enabled=false",
+            "services.gateway.autoscaling.enabled=false",
+            "serviceAccount.create=false",
+            "jobs.migrate.enabled=false",
+            "jobs.connectors.enabled=false",
+            "defaults.podDisruptionBudget.minAvailable=1",
+            "image.digest=sha256:" + "0" * 64,
+            "engines.timescaledb.host=",
+            "engines.mongo.flavor=ferretdb",
+            "ingress.enabled=true",
+            "services.gateway.service.type=LoadBalancer",
+            "secrets.generate=false",
+        ]
+    ),
+    # No generation: every key then needs a value (fake ones, for this render only).
+    "--set-string",
+    ",".join(
+        f"secrets.values.{key}=test-{key.lower()}"
+        for key in yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["keys"]
+    ),
+]
+VALUE_SETS = {"default": [], "production": ["-f", str(PRODUCTION)], "alternate": ALTERNATE}
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+@pytest.mark.parametrize("kube", [OLDEST, NEWEST])
+def test_every_object_is_valid_for_kubernetes(render: Render, values: str, kube: str) -> None:
+    rendered = render(*VALUE_SETS[values], kube=kube)
+    kinds = {o["kind"] for o in rendered.objects}
+    expected = {"Deployment", "Service", "PodDisruptionBudget"}
+    if values == "alternate":
+        expected |= {"Ingress", "Secret"}
+        assert not kinds & {"NetworkPolicy", "HorizontalPodAutoscaler", "Job", "ServiceAccount"}
+    else:
+        expected |= {"HorizontalPodAutoscaler", "NetworkPolicy", "Job", "ServiceAccount"}
+    assert expected <= kinds, expected - kinds
+    for obj in rendered.objects:
+        try:
+            kubernetes_validate.validate(obj, kube, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise AssertionError(
+                f"{obj['kind']}/{obj['metadata']['name']} invalid for {kube}: {exc}"
+            ) from exc
+
+
+def test_schema_validation_catches_a_bad_object(default: Rendered) -> None:
+    # The validator is not a rubber stamp: a typo in a field name fails under strict schemas.
+    bad = json.loads(json.dumps(default.component("Deployment", "users")))
+    bad["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, NEWEST, strict=True)
+
+
+def test_alternate_branches_render_as_meant(render: Render) -> None:
+    r = render(*ALTERNATE)
+    gateway = r.component("Deployment", "gateway")
+    assert gateway["spec"]["replicas"] == 1  # no HPA: the chart sets the count
+    (c,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == "campusconnect@sha256:" + "0" * 64
+    assert r.component("Service", "gateway")["spec"]["type"] == "LoadBalancer"
+    (ts,) = r.component("Deployment", "timeseries")["spec"]["template"]["spec"]["containers"]
+    env = env_of(ts)
+    # No TimescaleDB host: campus_ts lives on the users' server, as natively.
+    assert env["CAMPUS_TS_PG_HOST"]["value"] == env["CAMPUS_PG_HOST"]["value"]
+    assert env["CAMPUS_TS_PG_PORT"]["value"] == env["CAMPUS_PG_PORT"]["value"]
+    (secret,) = r.kind("Secret").values()
+    assert base64.b64decode(secret["data"]["CAMPUS_JWT_SECRET"]) == b"test-campus_jwt_secret"
+    assert all(p["spec"]["minAvailable"] == 1 for p in r.kind("PodDisruptionBudget").values())
+
+
+def test_a_missing_secret_without_generation_fails(
+    helm: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    proc = helm("template", "campus", str(CHART), "--set", "secrets.generate=false", check=False)
+    assert proc.returncode != 0
+    assert "has no value" in proc.stderr, proc.stderr
+
+
+# --- parity with the services' settings -------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_env_names_are_the_services_settings(request: pytest.FixtureRequest, fixture: str) -> None:
+    rendered: Rendered = request.getfixturevalue(fixture)
+    for obj in rendered.kind("Deployment").values():
+        (container,) = obj["spec"]["template"]["spec"]["containers"]
+        app = container["name"]
+        fields = SETTINGS[app].model_fields
+        env = env_of(container)
+        known = {f"CAMPUS_{name.upper()}" for name in fields}
+        assert set(env) <= known, (obj["metadata"]["name"], set(env) - known)
+        required = {f"CAMPUS_{n.upper()}" for n, f in fields.items() if f.is_required()}
+        assert required <= set(env), (obj["metadata"]["name"], required - set(env))
+
+
+def test_ports_match_the_settings_and_env_example(default: Rendered) -> None:
+    env = env_example()
+    for name in SERVICES:
+        port = SETTINGS[name].model_fields[f"{name}_port"].default
+        assert str(port) == env[f"CAMPUS_{name.upper()}_PORT"]
+        dep = default.component("Deployment", name)
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert container["command"][:2] == ["uvicorn", f"campus_{name}.main:app"]
+        assert container["command"][container["command"].index("--port") + 1] == str(port)
+        svc = default.component("Service", name)
+        assert svc["spec"]["ports"][0]["port"] == port
+        # Every container learns this service's address as its Service name and port.
+        for other in default.kind("Deployment").values():
+            (c,) = other["spec"]["template"]["spec"]["containers"]
+            e = env_of(c)
+            assert e[f"CAMPUS_{name.upper()}_HOST"]["value"] == svc["metadata"]["name"]
+            assert e[f"CAMPUS_{name.upper()}_PORT"]["value"] == str(port)
+
+
+def test_engine_ports_default_to_the_native_ones(default: Rendered) -> None:
+    env = env_example()
+    (c,) = default.component("Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
+    e = env_of(c)
+    for var in (
+        "CAMPUS_PG_PORT",
+        "CAMPUS_REDIS_PORT",
+        "CAMPUS_KAFKA_PORT",
+        "CAMPUS_CONNECT_PORT",
+        "CAMPUS_NEO4J_BOLT_PORT",
+        "CAMPUS_MONGO_PORT",
+    ):
+        assert e[var]["value"] == env[var], var
+    # In a pod the services listen on every interface; the NetworkPolicies do the fencing.
+    assert e["CAMPUS_HOST"]["value"] == "0.0.0.0"  # noqa: S104
+
+
+def test_probes_hit_endpoints_the_apps_serve(default: Rendered) -> None:
+    import importlib
+
+    for name in SERVICES:
+        app = importlib.import_module(f"campus_{name}.main").app
+        paths = {getattr(r, "path", None) for r in app.routes}
+        (c,) = default.component("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert c[probe]["httpGet"]["path"] in paths, (name, probe)
+            assert c[probe]["httpGet"]["port"] == "http"
+        if name != "gateway":
+            assert c["readinessProbe"]["httpGet"]["path"] == "/health", name
+
+
+def test_jobs_set_every_variable_their_scripts_read(default: Rendered) -> None:
+    scripts = {
+        "migrate": ["stack/postgres/init.sh", "stack/postgres/common.sh"],
+        "connectors": ["stack/connect/init.sh"],
+    }
+    for component, files in scripts.items():
+        job = default.component("Job", component)
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        text = "\n".join((ROOT / f).read_text() for f in files)
+        # $CAMPUS_X or ${CAMPUS_X} without a default: the script fails (set -u) if it is unset.
+        used = set(re.findall(r"\$\{?(CAMPUS_[A-Z0-9_]+)(?![A-Z0-9_]*:-)", text))
+        used -= {"CAMPUS_ROOT"}  # set by stack/lib.sh itself
+        assert used, component
+        assert used <= set(env), (component, used - set(env))
+        # stack/lib.sh must take the variables from the environment, not generate a .env.
+        assert env["CAMPUS_ENV_FILE"]["value"] == "none"
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def secret_keys() -> dict[str, list[str]]:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values["secrets"]["keys"]  # type: ignore[no-any-return]
+
+
+def test_secret_keys_are_the_credentials_of_env_example() -> None:
+    generated = {k for k, v in env_example().items() if v == "__generate__"}
+    # Grafana runs only in docker-compose (profile observability); the chart deploys none.
+    generated -= {"CAMPUS_GRAFANA_ADMIN_PASSWORD"}
+    assert set(secret_keys()) == generated
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["secrets"]["values"] == {}, "no credential in values by default"
+    assert not values["secrets"]["existingSecret"]
+
+
+def test_default_render_generates_every_secret_key(default: Rendered) -> None:
+    (secret,) = default.kind("Secret").values()
+    assert secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert set(secret["data"]) == set(secret_keys())
+    for key, value in secret["data"].items():
+        assert re.fullmatch(r"[A-Za-z0-9]{48}", base64.b64decode(value).decode()), key
+
+
+def test_each_workload_gets_only_its_own_credentials(production: Rendered) -> None:
+    assert not production.kind("Secret"), "existingSecret: the chart makes none"
+    keys = secret_keys()
+    for kind in ("Deployment", "Job"):
+        for obj in production.kind(kind).values():
+            (c,) = obj["spec"]["template"]["spec"]["containers"]
+            workload = c["name"]
+            refs = {
+                name: e["valueFrom"]["secretKeyRef"]
+                for name, e in env_of(c).items()
+                if "valueFrom" in e
+            }
+            assert set(refs) == {k for k, who in keys.items() if workload in who}, workload
+            for name, ref in refs.items():
+                assert ref == {"name": "campusconnect-credentials", "key": name}
+            for name, e in env_of(c).items():
+                if re.search(r"PASSWORD|SECRET|TOKEN", name):
+                    assert "value" not in e, f"{workload}: {name} inline"
+
+
+def test_a_new_secret_key_reaches_exactly_the_workloads_named(render: Render) -> None:
+    r = render("--set", "secrets.keys.CAMPUS_SERVICE_TOKEN={users,gateway}")
+    (secret,) = r.kind("Secret").values()
+    assert "CAMPUS_SERVICE_TOKEN" in secret["data"]
+    for obj in r.kind("Deployment").values():
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        assert ("CAMPUS_SERVICE_TOKEN" in env_of(c)) == (c["name"] in ("users", "gateway"))
+
+
+def test_extra_env_reaches_every_service(render: Render) -> None:
+    r = render(
+        "--set",
+        "extraEnv.CAMPUS_OTEL_SAMPLING=0.1",
+        "--set",
+        "services.graph.extraEnv.CAMPUS_OTEL_SAMPLING=1",
+    )
+    for obj in r.kind("Deployment").values():
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        want = "1" if c["name"] == "graph" else "0.1"
+        assert env_of(c)["CAMPUS_OTEL_SAMPLING"]["value"] == want
+
+
+# --- projections apart from request-serving replicas ------------------------------------------
+
+
+def test_projections_run_inside_the_services_by_default(default: Rendered) -> None:
+    assert {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]
+        for o in default.kind("Deployment").values()
+    } == set(SERVICES)
+    for app, projection in PROJECTION_OF.items():
+        (c,) = default.component("Deployment", app)["spec"]["template"]["spec"]["containers"]
+        assert env_of(c)[f"CAMPUS_{projection.upper()}_PROJECTION_ENABLED"]["value"] == "true"
+
+
+def test_separate_projections_scale_on_their_own(production: Rendered) -> None:
+    for app, projection in PROJECTION_OF.items():
+        var = f"CAMPUS_{projection.upper()}_PROJECTION_ENABLED"
+        assert var[len("CAMPUS_") :].lower() in SETTINGS[app].model_fields, var
+        serving = production.component("Deployment", app)
+        (c,) = serving["spec"]["template"]["spec"]["containers"]
+        assert env_of(c)[var]["value"] == "false"
+        worker = production.component("Deployment", f"{projection}-projection")
+        (w,) = worker["spec"]["template"]["spec"]["containers"]
+        assert env_of(w)[var]["value"] == "true"
+        assert w["command"] == c["command"]
+        assert worker["spec"]["replicas"] == 3
+        # No Service: a projection takes no requests.
+        assert not [
+            s
+            for s in production.kind("Service").values()
+            if s["spec"]["selector"]["app.kubernetes.io/component"] == f"{projection}-projection"
+        ]
+
+
+def test_documents_stays_single_with_ferretdb(
+    helm: Callable[..., subprocess.CompletedProcess[str]], render: Render
+) -> None:
+    proc = helm(
+        "template",
+        "campus",
+        str(CHART),
+        "--set",
+        "engines.mongo.flavor=ferretdb",
+        "--set",
+        "services.documents.replicaCount=2",
+        check=False,
+    )
+    assert proc.returncode != 0 and "ferretdb" in proc.stderr
+    r = render("--set", "engines.mongo.flavor=ferretdb")
+    documents = r.component("Deployment", "documents")
+    (c,) = documents["spec"]["template"]["spec"]["containers"]
+    assert env_of(c)["CAMPUS_MONGO_AUTH_MECHANISM"]["value"] == "PLAIN"
+    # Not even a rollout may run two: the old pod stops before the new one starts.
+    assert documents["spec"]["strategy"] == {"type": "Recreate"}
+    assert r.component("Deployment", "users")["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+# --- pods: security, resources, disruption, scaling, labels ------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_pods_are_non_root_and_bounded(request: pytest.FixtureRequest, fixture: str) -> None:
+    rendered: Rendered = request.getfixturevalue(fixture)
+    for name, spec in pod_specs(rendered):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] != 0, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]), name
+            assert {"cpu", "memory"} <= set(c["resources"]["limits"]), name
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_every_deployment_has_a_disruption_budget(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    rendered: Rendered = request.getfixturevalue(fixture)
+    budgets = [
+        p["spec"]["selector"]["matchLabels"] for p in rendered.kind("PodDisruptionBudget").values()
+    ]
+    for dep in rendered.kind("Deployment").values():
+        assert dep["spec"]["selector"]["matchLabels"] in budgets, dep["metadata"]["name"]
+
+
+def test_gateway_autoscales_and_owns_no_fixed_replica_count(production: Rendered) -> None:
+    (hpa,) = production.kind("HorizontalPodAutoscaler").values()
+    gateway = production.component("Deployment", "gateway")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": gateway["metadata"]["name"],
+    }
+    assert "replicas" not in gateway["spec"]
+    assert hpa["spec"]["minReplicas"] == 3
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_recommended_labels_everywhere(request: pytest.FixtureRequest, fixture: str) -> None:
+    rendered: Rendered = request.getfixturevalue(fixture)
+    for obj in rendered.objects:
+        labels = obj["metadata"]["labels"]
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/version",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/part-of",
+            "app.kubernetes.io/managed-by",
+            "helm.sh/chart",
+        ):
+            assert labels.get(key), (obj["kind"], obj["metadata"]["name"], key)
+
+
+# --- hook Jobs ---------------------------------------------------------------------------------
+
+
+def test_migrations_run_before_and_connectors_after(default: Rendered) -> None:
+    migrate = default.component("Job", "migrate")
+    connectors = default.component("Job", "connectors")
+    assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert connectors["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    (m,) = migrate["spec"]["template"]["spec"]["containers"]
+    assert m["command"] == ["bash", "stack/postgres/init.sh"]
+    (c,) = connectors["spec"]["template"]["spec"]["containers"]
+    assert 'exec bash stack/connect/init.sh "$CONNECTORS_OUT"' in c["command"][2]
+    for job in (migrate, connectors):
+        # A hook pod may not name the chart's ServiceAccount: pre-install, it does not exist yet.
+        assert "serviceAccountName" not in job["spec"]["template"]["spec"]
+        mounts = {
+            v["mountPath"] for v in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        }
+        assert "/app/.stack" in mounts  # stack/lib.sh writes there; the image is read-only
+
+
+def test_connector_job_rewrites_the_database_address_only(
+    production: Rendered, tmp_path: Path
+) -> None:
+    # Run the Job's whole command as the image would (its WORKDIR holds the repository), in a
+    # sandbox whose stack/connect/init.sh only records what it was handed.
+    (c,) = production.component("Job", "connectors")["spec"]["template"]["spec"]["containers"]
+    assert c["command"][:2] == ["bash", "-c"]
+    sandbox = tmp_path / "app"
+    (sandbox / "stack" / "connect").mkdir(parents=True)
+    (sandbox / "connectors").mkdir()
+    original_file = ROOT / "connectors" / "campus-users.json"
+    (sandbox / "connectors" / original_file.name).write_text(original_file.read_text())
+    (sandbox / "stack" / "connect" / "init.sh").write_text(
+        'echo "$1 $CAMPUS_CONNECT_INIT_TIMEOUT" > "$CONNECTORS_OUT.called"\n'
+    )
+    env = {name: e["value"] for name, e in env_of(c).items() if "value" in e}
+    assert env["CONNECTORS_OUT"] == "/tmp/connectors"  # an emptyDir in the pod
+    out_dir = tmp_path / "out"
+    env |= {"PATH": os.environ["PATH"], "CONNECTORS_OUT": str(out_dir)}
+    subprocess.run(c["command"], cwd=sandbox, env=env, check=True, timeout=30)
+    assert Path(f"{out_dir}.called").read_text().split() == [str(out_dir), "300"]
+    out = json.loads((out_dir / "campus-users.json").read_text())
+    original = json.loads(original_file.read_text())
+    assert out["database.hostname"] == "campus-pg-rw.databases.svc.cluster.local"
+    assert out["database.port"] == "5432"
+    assert out["topic.creation.default.replication.factor"] == "3"
+    # The password stays a reference the Connect worker resolves from its own environment.
+    assert out["database.password"] == original["database.password"]
+    assert original["database.password"] == "${env:CAMPUS_DEBEZIUM_PASSWORD}"
+    changed = {k for k in original if original[k] != out[k]}
+    assert changed == {
+        "database.hostname",
+        "database.port",
+        "topic.creation.default.replication.factor",
+    }
+
+
+# --- network policies --------------------------------------------------------------------------
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # the chart uses matchLabels only
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _port_ok(rule: dict[str, Any], port: int) -> bool:
+    return any(p["port"] == port for p in rule.get("ports", []))
+
+
+def _peer_ok(peers: list[dict[str, Any]] | None, labels: dict[str, str] | None) -> bool:
+    """A pod of this release (labels) or an outside address (None) matches one of the peers."""
+    if peers is None:
+        return True  # no `from`/`to`: any peer
+    for peer in peers:
+        if (
+            labels is not None
+            and set(peer) == {"podSelector"}
+            and _selects(peer["podSelector"], labels)
+        ):
+            return True
+    return False
+
+
+def _allowed(
+    r: Rendered, src: dict[str, str] | None, dst: dict[str, str] | None, port: int
+) -> bool:
+    """Whether src may open a TCP connection to dst:port (None: outside this release)."""
+    policies = list(r.kind("NetworkPolicy").values())
+    if src is not None:
+        egress = [p for p in policies if _selects(p["spec"]["podSelector"], src)]
+        assert egress, f"no policy selects {src}"
+        if not any(
+            _port_ok(rule, port) and _peer_ok(rule.get("to"), dst)
+            for p in egress
+            for rule in p["spec"].get("egress", [])
+        ):
+            return False
+    if dst is not None:
+        ingress = [p for p in policies if _selects(p["spec"]["podSelector"], dst)]
+        assert ingress, f"no policy selects {dst}"
+        return any(
+            _port_ok(rule, port) and _peer_ok(rule.get("from"), src)
+            for p in ingress
+            for rule in p["spec"].get("ingress", [])
+        )
+    return True
+
+
+def _workload_labels(r: Rendered) -> dict[str, tuple[str, dict[str, str]]]:
+    """component -> (program, pod labels) for every Deployment and Job."""
+    out = {}
+    for kind in ("Deployment", "Job"):
+        for obj in r.kind(kind).values():
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            program = obj["spec"]["template"]["spec"]["containers"][0]["name"]
+            out[labels["app.kubernetes.io/component"]] = (program, labels)
+    return out
+
+
+def test_the_call_graph_is_the_codes() -> None:
+    # CALLS drives the network policy checks: it must be what the services really call.
+    from campus_gateway.config import SERVICES as GATEWAY_UPSTREAMS
+
+    for name in SERVICES:
+        source = "\n".join(
+            f.read_text() for f in (ROOT / "services" / name / f"campus_{name}").rglob("*.py")
+        )
+        called = set(re.findall(r"service_url\(\"(\w+)\"\)", source))
+        if name == "gateway":
+            assert "service_url(name)" in source  # one client per name in SERVICES
+            called |= set(GATEWAY_UPSTREAMS)
+        assert called == CALLS[name], name
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_network_policies_allow_exactly_the_call_graph(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    r: Rendered = request.getfixturevalue(fixture)
+    workloads = _workload_labels(r)
+    ports = {name: r.component("Service", name)["spec"]["ports"][0]["port"] for name in SERVICES}
+    for target in SERVICES:
+        _, dst = workloads[target]
+        for component, (program, src) in workloads.items():
+            if component == target:
+                continue
+            expect = target in CALLS.get(program, set())
+            assert _allowed(r, src, dst, ports[target]) == expect, (component, "->", target)
+        # From outside the release: the gateway only.
+        outside = _allowed(r, None, dst, ports[target])
+        if fixture == "default":
+            assert outside == (target == "gateway"), target
+        else:  # production: only from the Ingress controller's namespace, never from a bare pod
+            assert not outside, target
+    # Separate projections take no connections at all.
+    for component, (_program, labels) in workloads.items():
+        if component.endswith("-projection") or component in ("migrate", "connectors"):
+            for port in {*ports.values(), 8000}:
+                assert not _allowed(r, None, labels, port), component
+
+
+def test_network_policies_reach_only_each_programs_engines(default: Rendered) -> None:
+    service_ports = {p["spec"]["ports"][0]["port"] for p in default.kind("Service").values()}
+    for component, (program, labels) in _workload_labels(default).items():
+        policy = next(
+            p
+            for p in default.kind("NetworkPolicy").values()
+            if _selects(p["spec"]["podSelector"], labels)
+        )
+        reached = {
+            port["port"]
+            for rule in policy["spec"]["egress"]
+            for port in rule["ports"]
+            if port["port"] != 53 and port["port"] not in service_ports
+        }
+        assert reached == ENGINE_PORTS[program], component
+
+
+@pytest.mark.parametrize("env_file", ["none", ""])
+def test_stack_lib_keeps_a_jobs_environment(tmp_path: Path, env_file: str) -> None:
+    # The hook Jobs run stack/*.sh in the image with CAMPUS_ENV_FILE=none and no JWT secret: the
+    # scripts must use the environment as given, not generate a .env that overrides it.
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "lib.sh").write_text((ROOT / "stack" / "lib.sh").read_text())
+    (tmp_path / ".env.example").write_text((ROOT / ".env.example").read_text())
+    env = {"PATH": os.environ["PATH"], "CAMPUS_HOST": "0.0.0.0", "CAMPUS_ENV_FILE": env_file}  # noqa: S104
+    out = subprocess.run(
+        ["bash", "-c", f". {tmp_path}/stack/lib.sh && echo $CAMPUS_HOST"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()[-1]
+    if env_file == "none":
+        assert out == "0.0.0.0" and not (tmp_path / ".env").exists()  # noqa: S104
+    else:  # natively: .env is generated from .env.example and wins
+        assert out == "127.0.0.1" and (tmp_path / ".env").exists()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Docker engine: install Debian's docker.io (and Compose v1) when missing, start dockerd when none
 # answers. Part of `make images`, `make test` and CI, as every other install step.
-# dockerd is left running afterwards (like an installed system service); `make docker-stop`
-# stops the one this script started.
+# dockerd is left running afterwards, like an installed system service (its pid in
+# .stack/run/dockerd.pid); the test suites remove every container they start.
 . "$(dirname "$0")/../lib.sh"
 
 need=()

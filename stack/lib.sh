@@ -58,11 +58,12 @@ ensure_env() {
     }
   done <"$CAMPUS_ROOT/.env.example"
 }
-# In a container the variables come from the environment (compose's env_file), not a file here.
-# The Helm chart's Jobs hold no JWT secret, so they say it outright with CAMPUS_ENV_FILE=none.
+# In a container the variables come from the environment, not a file here. CAMPUS_ENV_FILE=none
+# (the Helm chart's Jobs, which hold no JWT secret) or CAMPUS_NO_ENV=1 (image builds: no .env,
+# so no secret lands in a layer; compose's containers: only what each needs) says so outright.
 # Under supervisord (CAMPUS_ENV_SCOPED=1, see stack/scoped.sh) a component has been given only
 # the variables it needs: it must not read the others back from .env.
-if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_ENV_SCOPED:-}" ] &&
+if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_NO_ENV:-}" ] && [ -z "${CAMPUS_ENV_SCOPED:-}" ] &&
   { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
   ensure_env
   set -a

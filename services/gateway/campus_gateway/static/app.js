@@ -137,6 +137,9 @@ async function refreshGraph() {
     const r = await fetch("/dashboard/data/graph?limit=80", { credentials: "same-origin" });
     if (!r.ok) return;
     const g = await r.json();
+    // A fresh stack holds only the admin account: no group, at most one user. Say what to run.
+    const groups = g.nodes.filter((n) => n.kind === "group").length;
+    document.getElementById("emptyState").hidden = groups > 0 || g.nodes.length > 1;
     // vis-network renders labels on a canvas as text, not HTML.
     const nodes = g.nodes.map((n) => ({ id: n.id, label: String(n.label || n.id),
       shape: n.kind === "group" ? "box" : "dot", color: n.kind === "group" ? "#fde68a" : "#bfdbfe" }));

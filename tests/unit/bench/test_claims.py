@@ -98,3 +98,38 @@ def test_cache_claim_measures_the_gain() -> None:
 
 def test_missing_figures_are_said_not_guessed() -> None:
     assert section([]).count("Not measured in this run") == 3
+
+
+@pytest.mark.parametrize(
+    ("read_gain", "write_ratio", "start"),
+    [
+        (3.0, 20.0, "holds:"),
+        (0.8, 20.0, "holds for the writes only"),
+        (3.0, 1.0, "holds for the read only"),
+        (1.0, 1.2, "does not hold"),
+    ],
+)
+def test_the_leaderboard_verdict_follows_the_measured_ratios(
+    read_gain: float, write_ratio: float, start: str
+) -> None:
+    from bench.claims import leaderboard_verdict
+
+    assert leaderboard_verdict(read_gain=read_gain, write_ratio=write_ratio).startswith(start)
+
+
+@pytest.mark.parametrize(
+    ("gain", "verdict"), [(2.0, "holds"), (1.2, "holds only weakly"), (0.9, "does not hold")]
+)
+def test_the_cache_verdict_can_say_it_holds_or_not(gain: float, verdict: str) -> None:
+    from bench.claims import cache_verdict
+
+    assert cache_verdict(gain) == verdict
+
+
+def test_a_leaderboard_section_where_redis_wins_says_the_claim_holds() -> None:
+    figures = [
+        Figure("M5", "top 10 straight from Redis p99", 0.1, "ms", "PostgreSQL p99", 0.5),
+        Figure("M5", "PostgreSQL top 10 without an index on points p99", 15.0, "ms", "idx", 0.5),
+        Figure("M5", "PostgreSQL UPDATE points", 4000, "updates/s", "ZINCRBY", 80000),
+    ]
+    assert "**Verdict:** holds:" in leaderboard(figures)

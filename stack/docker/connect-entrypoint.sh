@@ -2,8 +2,20 @@
 # The `debezium/connect` image's contract, for the worker jars and the Debezium plugin our pom
 # resolves: BOOTSTRAP_SERVERS, GROUP_ID, the three storage topics, KEY/VALUE_CONVERTER,
 # HEAP_OPTS, and every CONNECT_<NAME> variable as a worker property (`_` -> `.`).
+# With CAMPUS_CONNECT_PASSWORD (and CAMPUS_CONNECT_USER) set, the REST API takes basic auth, as
+# natively (stack/connect/run.sh): stack/connect/auth.sh renders the JAAS file and the
+# credentials (mode 600) at start, and the worker runs without the password in its environment
+# or its arguments.
 set -euo pipefail
 props=/kafka/run/worker.properties
+auth_opts=()
+if [ -n "${CAMPUS_CONNECT_PASSWORD:-}" ]; then
+  # shellcheck source=stack/connect/auth.sh
+  . /kafka/auth.sh
+  render_connect_auth /kafka/run/auth
+  unset CAMPUS_CONNECT_PASSWORD
+  auth_opts=(-Djava.security.auth.login.config=/kafka/run/auth/connect-jaas.conf)
+fi
 {
   echo "bootstrap.servers=${BOOTSTRAP_SERVERS:?BOOTSTRAP_SERVERS is required}"
   echo "group.id=${GROUP_ID:-1}"
@@ -19,6 +31,8 @@ props=/kafka/run/worker.properties
   echo "rest.advertised.host.name=${ADVERTISED_HOST_NAME:-$(hostname -i | cut -d' ' -f1)}"
   echo "rest.advertised.port=${ADVERTISED_PORT:-${REST_PORT:-8083}}"
   echo "plugin.path=/kafka/connect"
+  [ "${#auth_opts[@]}" = 0 ] ||
+    echo "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
   for name in $(compgen -e | grep '^CONNECT_' || true); do
     key="${name#CONNECT_}"
     key="${key,,}"
@@ -26,6 +40,6 @@ props=/kafka/run/worker.properties
   done
 } >"$props"
 # shellcheck disable=SC2086 # the heap options are a list of flags
-exec java ${HEAP_OPTS:--Xms256m -Xmx256m} -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+exec java ${HEAP_OPTS:--Xms256m -Xmx256m} -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError "${auth_opts[@]}" \
   -Dlog4j2.configurationFile=/kafka/config/log4j2.properties -cp '/kafka/libs/*' \
   org.apache.kafka.connect.cli.ConnectDistributed "$props"

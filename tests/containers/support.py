@@ -17,6 +17,8 @@ import httpx
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from campus_common.internal_auth import TRUSTED, OperatorAuth, Signer, generate_keypair
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_COMMAND = [
     "postgres",
@@ -51,6 +53,33 @@ class Secrets:
     redis: str = field(default_factory=lambda: secrets.token_hex(16))
     jwt: str = field(default_factory=lambda: secrets.token_hex(32))
     admin: str = field(default_factory=lambda: secrets.token_hex(16))
+    connect: str = field(default_factory=lambda: secrets.token_hex(16))
+    # Ed25519 service-token keys, (signing, verify) per caller, made by the project's own code.
+    keys: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {
+            issuer: generate_keypair() for issuer in ("gateway", "documents", "graph", "operator")
+        }
+    )
+
+    def signing_env(self, issuer: str) -> dict[str, str]:
+        """The caller's own private key, for its container alone."""
+        return {f"CAMPUS_{issuer.upper()}_SIGNING_KEY": self.keys[issuer][0]}
+
+    def verify_env(self, audience: str) -> dict[str, str]:
+        """The public keys of the callers service `audience` trusts, as docker-compose.yml."""
+        return {
+            f"CAMPUS_{issuer.upper()}_VERIFY_KEY": self.keys[issuer][1]
+            for issuer in sorted(TRUSTED[audience])
+        }
+
+    def connect_env(self) -> dict[str, str]:
+        """Basic auth on Kafka Connect's REST API: for the worker and its registrar."""
+        return {"CAMPUS_CONNECT_USER": "campus", "CAMPUS_CONNECT_PASSWORD": self.connect}
+
+    def operator_auth(self, ports: dict[int, str]) -> OperatorAuth:
+        """httpx auth signing operator tokens for the services on these published ports."""
+        signer = Signer(issuer="operator", private_key=self.keys["operator"][0])
+        return OperatorAuth(signer, ports)
 
     def migrate_env(self, pg_host: str = "postgres", ts_host: str = "postgres") -> dict[str, str]:
         """What docker-compose.yml's migrate job gets."""

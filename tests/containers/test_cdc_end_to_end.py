@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from neo4j import AsyncGraphDatabase
 from redis.asyncio import Redis
+from testcontainers.core.container import DockerContainer
 
 from tests.containers.support import (
     PG_COMMAND,
@@ -43,6 +44,8 @@ KAFKA_ENV = {
     "KAFKA_NUM_PARTITIONS": "3",
     "KAFKA_HEAP_OPTS": "-Xms384m -Xmx384m",
 }
+# As docker-compose.yml and stack/connect/run.sh: connectors read only these variables.
+CONNECT_ALLOWLIST = "^CAMPUS_(HOST|PG_HOST|PG_PORT|DEBEZIUM_PASSWORD)$"
 REDIS_COMMAND = 'printf "requirepass %s\\n" "$CAMPUS_REDIS_PASSWORD" | exec redis-server -'
 
 
@@ -52,9 +55,10 @@ class CdcStack:
     pg_port: int
     neo4j_port: int
     redis_port: int
+    connect: DockerContainer
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cdc_stack() -> Iterator[CdcStack]:
     s = Secrets()
     kafka_at = {"CAMPUS_KAFKA_HOST": "kafka", "CAMPUS_KAFKA_PORT": "9092"}
@@ -106,15 +110,18 @@ def cdc_stack() -> Iterator[CdcStack]:
                 "CONNECT_CONFIG_PROVIDERS_ENV_CLASS": (
                     "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
                 ),
+                "CONNECT_CONFIG_PROVIDERS_ENV_PARAM_ALLOWLIST_PATTERN": CONNECT_ALLOWLIST,
                 "CAMPUS_HOST": "postgres",
                 "CAMPUS_PG_PORT": "5432",
                 "CAMPUS_DEBEZIUM_PASSWORD": s.debezium,
+                **s.connect_env(),
             },
         )
+        # The image's healthcheck authenticates with the credentials its entrypoint rendered.
         wait_healthy(connect, timeout=300)
         group.run_job(
             "connector-registrar",
-            {"CAMPUS_CONNECT_HOST": "connect", "CAMPUS_CONNECT_PORT": "8083"},
+            {"CAMPUS_CONNECT_HOST": "connect", "CAMPUS_CONNECT_PORT": "8083", **s.connect_env()},
             ["bash", "stack/connect/init.sh"],
         )
         wait_healthy(neo4j, timeout=300)
@@ -127,6 +134,8 @@ def cdc_stack() -> Iterator[CdcStack]:
                 "CAMPUS_NEO4J_BOLT_PORT": "7687",
                 "CAMPUS_NEO4J_PASSWORD": s.neo4j,
                 "CAMPUS_USERS_HOST": "users",
+                **s.signing_env("graph"),
+                **s.verify_env("graph"),
             },
             command=service_command("graph", 8003),
             publish=(8003,),
@@ -144,13 +153,17 @@ def cdc_stack() -> Iterator[CdcStack]:
                 "CAMPUS_JWT_SECRET": s.jwt,
                 "CAMPUS_ADMIN_EMAIL": "admin@campusconnect.edu",
                 "CAMPUS_ADMIN_PASSWORD": s.admin,
+                "CAMPUS_CONNECT_HOST": "connect",
+                "CAMPUS_CONNECT_PORT": "8083",
+                **s.signing_env("gateway"),
+                **s.connect_env(),
             },
             command=service_command("gateway", 8000),
             publish=(8000,),
         )
         wait_http(graph, f"http://127.0.0.1:{port(graph, 8003)}/health")
         wait_http(gateway, f"http://127.0.0.1:{port(gateway, 8000)}/health", ok=(200, 503))
-        yield CdcStack(s, port(pg, 5432), port(neo4j, 7687), port(redis, 6379))
+        yield CdcStack(s, port(pg, 5432), port(neo4j, 7687), port(redis, 6379), connect)
 
 
 async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) -> None:
@@ -195,3 +208,23 @@ async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) ->
         assert b"hash-that-must-stay-in-postgres" not in raw
     finally:
         await redis.aclose()
+
+
+def test_connect_rest_needs_basic_auth_and_the_worker_holds_no_rest_password(
+    cdc_stack: CdcStack,
+) -> None:
+    connect = cdc_stack.connect
+    status = "curl -s -o /dev/null -w %{http_code} localhost:8083/connectors"
+    code, out = connect.exec(["sh", "-c", status])
+    assert code == 0 and out.decode() == "401", out
+    code, out = connect.exec(["/kafka/healthcheck.sh"])
+    assert code == 0, out
+    # The worker (PID 1, the entrypoint exec'd into java) dropped the REST password: it reads
+    # the rendered JAAS file; neither its environment nor its arguments hold it.
+    password = cdc_stack.secrets.connect
+    for name in ("environ", "cmdline"):
+        code, out = connect.exec(["cat", f"/proc/1/{name}"])
+        assert code == 0, out
+        assert password.encode() not in out, name
+    code, out = connect.exec(["stat", "-c", "%a", "/kafka/run/auth/connect-credentials.properties"])
+    assert code == 0 and out.decode().strip() == "600", out

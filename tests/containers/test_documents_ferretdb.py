@@ -31,6 +31,7 @@ class DocsStack:
     mongo_port: int
     users_url: str
     docs_url: str
+    ports: dict[int, str]
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ def docs_stack() -> Iterator[DocsStack]:
                 "CAMPUS_PG_HOST": "postgres",
                 "CAMPUS_PG_PORT": "5432",
                 "CAMPUS_USERS_DB_PASSWORD": s.users_db,
+                **s.verify_env("users"),
             },
             command=service_command("users", 8001),
             publish=(8001,),
@@ -71,6 +73,8 @@ def docs_stack() -> Iterator[DocsStack]:
                 "CAMPUS_KAFKA_HOST": "kafka",
                 "CAMPUS_USERS_HOST": "users",
                 "CAMPUS_USERS_PORT": "8001",
+                **s.signing_env("documents"),
+                **s.verify_env("documents"),
             },
             command=service_command("documents", 8002),
             publish=(8002,),
@@ -80,11 +84,13 @@ def docs_stack() -> Iterator[DocsStack]:
         wait_http(users, f"{users_url}/health")
         # 503 = up, with the outbox relay waiting for the (absent) Kafka.
         wait_http(docs, f"{docs_url}/health", ok=(200, 503))
-        yield DocsStack(s, port(ferret, 27017), users_url, docs_url)
+        ports = {port(users, 8001): "users", port(docs, 8002): "documents"}
+        yield DocsStack(s, port(ferret, 27017), users_url, docs_url, ports)
 
 
 async def test_a_post_lands_in_ferretdb_with_its_event_in_the_outbox(docs_stack: DocsStack) -> None:
-    async with httpx.AsyncClient(timeout=15) as http:
+    auth = docs_stack.secrets.operator_auth(docs_stack.ports)
+    async with httpx.AsyncClient(timeout=15, auth=auth) as http:
         user = await http.post(
             f"{docs_stack.users_url}/users",
             json={"email": unique_email(), "full_name": "Doc Writer", "password": "s3cret-pass"},

@@ -34,6 +34,7 @@ class TsStack:
     secrets: Secrets
     pg_port: int
     ts_url: str
+    ts_port: int
 
 
 def _pullable(image: str) -> bool:
@@ -74,13 +75,14 @@ def ts_stack(request: pytest.FixtureRequest) -> Iterator[TsStack]:
                 "CAMPUS_TS_PG_PORT": "5432",
                 "CAMPUS_TS_DB_PASSWORD": s.ts_db,
                 "CAMPUS_KAFKA_HOST": "kafka",
+                **s.verify_env("timeseries"),
             },
             command=service_command("timeseries", 8004),
             publish=(8004,),
         )
         url = f"http://127.0.0.1:{port(ts, 8004)}"
         wait_http(ts, f"{url}/health")
-        yield TsStack(s, port(db, 5432), url)
+        yield TsStack(s, port(db, 5432), url, port(ts, 8004))
 
 
 async def test_the_analytics_api_reads_what_the_store_holds(
@@ -107,7 +109,8 @@ async def test_the_analytics_api_reads_what_the_store_holds(
         assert partitioned == (1 if path == "postgres-partitioned" else 0)
     finally:
         await conn.close()
-    async with httpx.AsyncClient(base_url=ts_stack.ts_url, timeout=10) as http:
+    auth = s.operator_auth({ts_stack.ts_port: "timeseries"})
+    async with httpx.AsyncClient(base_url=ts_stack.ts_url, timeout=10, auth=auth) as http:
         overview = await http.get("/analytics")
         assert overview.status_code == 200, overview.text
         body = overview.json()

@@ -30,6 +30,7 @@ class UsersStack:
     secrets: Secrets
     pg_port: int
     users_url: str
+    users_port: int
 
     def superuser_dsn(self, database: str) -> str:
         return (
@@ -57,13 +58,14 @@ def users_stack() -> Iterator[UsersStack]:
                 "CAMPUS_PG_HOST": "postgres",
                 "CAMPUS_PG_PORT": "5432",
                 "CAMPUS_USERS_DB_PASSWORD": s.users_db,
+                **s.verify_env("users"),
             },
             command=service_command("users", 8001),
             publish=(8001,),
         )
         url = f"http://127.0.0.1:{port(users, 8001)}"
         wait_http(users, f"{url}/health")
-        yield UsersStack(s, port(pg, 5432), url)
+        yield UsersStack(s, port(pg, 5432), url, port(users, 8001))
 
 
 async def test_users_service_writes_through_logical_decoding(users_stack: UsersStack) -> None:
@@ -76,7 +78,12 @@ async def test_users_service_writes_through_logical_decoding(users_stack: UsersS
         # The slot exists before the write, so the write must show up in it.
         await conn.execute("SELECT pg_create_logical_replication_slot('tc_probe', 'test_decoding')")
         email = unique_email()
-        async with httpx.AsyncClient(base_url=users_stack.users_url, timeout=10) as http:
+        auth = users_stack.secrets.operator_auth({users_stack.users_port: "users"})
+        async with httpx.AsyncClient(base_url=users_stack.users_url, timeout=10, auth=auth) as http:
+            # Only signed callers: a request without a service token is refused.
+            async with httpx.AsyncClient(base_url=users_stack.users_url) as bare:
+                anonymous = await bare.get("/users")
+            assert anonymous.status_code == 401, anonymous.text
             created = await http.post(
                 "/users",
                 json={"email": email, "full_name": "Container Student", "password": "s3cret-pass"},

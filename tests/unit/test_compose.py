@@ -4,11 +4,16 @@ container may see. (The stack itself runs in tests/compose, marker `compose`.)""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from campus_common.internal_auth import ISSUERS, TRUSTED
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.unit
@@ -38,10 +43,11 @@ IMAGE_VARS = {
     "neo4j": ("CAMPUS_IMAGE_NEO4J", "neo4j"),
     "mongo": ("CAMPUS_IMAGE_MONGO", "ferretdb"),
 }
-# Secrets each container may receive; every other container gets none.
-SECRETS = {
-    "postgres": {"CAMPUS_PG_SUPERUSER_PASSWORD"},
-    "timescaledb": {"CAMPUS_PG_SUPERUSER_PASSWORD"},
+# Containers with no native process of their own, and what each may receive. Every container
+# that stands for a native component gets exactly stack/secrets.sh's list for it.
+COMPOSE_ONLY_SECRETS = {
+    "timescaledb": {"CAMPUS_PG_SUPERUSER_PASSWORD"},  # a second PostgreSQL server
+    # One-shot jobs: the migration (natively run by stack/up.sh) and the connector registrar.
     "migrate": {
         "CAMPUS_PG_SUPERUSER_PASSWORD",
         "CAMPUS_USERS_DB_PASSWORD",
@@ -49,28 +55,27 @@ SECRETS = {
         "CAMPUS_DOCS_DB_PASSWORD",
         "CAMPUS_DEBEZIUM_PASSWORD",
     },
-    "redis": {"CAMPUS_REDIS_PASSWORD"},
-    "connect": {"CAMPUS_DEBEZIUM_PASSWORD"},
-    "neo4j": {"CAMPUS_NEO4J_PASSWORD"},
-    "mongo": {"CAMPUS_DOCS_DB_PASSWORD"},
-    "users": {"CAMPUS_USERS_DB_PASSWORD"},
-    "documents": {"CAMPUS_DOCS_DB_PASSWORD"},
-    "graph": {"CAMPUS_NEO4J_PASSWORD"},
-    "timeseries": {"CAMPUS_TS_DB_PASSWORD"},
-    "gateway": {"CAMPUS_REDIS_PASSWORD", "CAMPUS_JWT_SECRET", "CAMPUS_ADMIN_PASSWORD"},
-    # The operator's CLI looks into every store (profile `tools`, never started by `up`).
-    "campus": {
-        "CAMPUS_REDIS_PASSWORD",
-        "CAMPUS_JWT_SECRET",
-        "CAMPUS_ADMIN_PASSWORD",
-        "CAMPUS_USERS_DB_PASSWORD",
-        "CAMPUS_TS_DB_PASSWORD",
-        "CAMPUS_DOCS_DB_PASSWORD",
-        "CAMPUS_NEO4J_PASSWORD",
-    },
+    "connector-registrar": {"CAMPUS_CONNECT_PASSWORD"},
     "grafana": {"CAMPUS_GRAFANA_ADMIN_PASSWORD"},
 }
-SECRET = re.compile(r"\$\{(CAMPUS_[A-Z0-9_]*(?:PASSWORD|SECRET))\}")
+# Where compose differs from the native component on purpose: MongoDB proper makes its root
+# user from the documents service's password (FerretDB, natively, has no users of its own).
+COMPOSE_EXTRA_SECRETS = {"mongo": {"CAMPUS_DOCS_DB_PASSWORD"}}
+SECRET = re.compile(r"\$\{(CAMPUS_[A-Z0-9_]*_(?:PASSWORD|SECRET|SIGNING_KEY))\}")
+VERIFY_KEY = re.compile(r"\$\{(CAMPUS_[A-Z0-9_]*_VERIFY_KEY)\}")
+
+
+def native_secrets(component: str) -> set[str]:
+    """stack/secrets.sh's list for one native component."""
+    out = subprocess.run(
+        ["bash", "-c", '. stack/secrets.sh && component_secrets "$1"', "-", component],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    return set(out.split())
 
 
 def env_example() -> dict[str, str]:
@@ -129,15 +134,109 @@ def test_everything_else_is_on_the_internal_network_only(compose: dict[str, Any]
         assert svc["networks"] == expected, name
 
 
+def _given(svc: dict[str, Any], pattern: re.Pattern[str]) -> set[str]:
+    return set(pattern.findall(yaml.safe_dump(svc.get("environment") or {})))
+
+
+def expected_secrets() -> dict[str, set[str]]:
+    """Per compose service: stack/secrets.sh's list for its native component, the compose-only
+    containers', and the operator CLI's (the secrets its settings need, and the operator key)."""
+    out = {svc: native_secrets(native) for native, svc in NATIVE_TO_COMPOSE.items()}
+    for svc, extra in COMPOSE_EXTRA_SECRETS.items():
+        out[svc] = out[svc] | extra
+    out.update(COMPOSE_ONLY_SECRETS)
+    out["campus"] = cli_secrets() | {"CAMPUS_OPERATOR_SIGNING_KEY"}
+    return out
+
+
+def _secret_fields(settings: type[BaseSettings]) -> set[str]:
+    return {
+        f"CAMPUS_{name.upper()}"
+        for name, field in settings.model_fields.items()
+        if field.annotation is SecretStr
+    }
+
+
+def cli_secrets() -> set[str]:
+    """What the `campus` CLI's settings require."""
+    from campus_cli.client import CliSettings
+    from campus_cli.stores import StoreSettings
+
+    return _secret_fields(CliSettings) | _secret_fields(StoreSettings)
+
+
 def test_each_container_gets_only_the_secrets_it_needs(compose: dict[str, Any]) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     assert "env_file" not in text  # no file handing every secret to every container
+    expected = expected_secrets()
     for name, svc in compose["services"].items():
-        given = set(SECRET.findall(yaml.safe_dump(svc.get("environment") or {})))
-        assert given == SECRETS.get(name, set()), name
+        assert _given(svc, SECRET) == expected.get(name, set()), name
     grafana = compose["services"]["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "${CAMPUS_GRAFANA_ADMIN_PASSWORD}"
+
+
+def test_the_secret_lists_are_what_the_services_settings_require(compose: dict[str, Any]) -> None:
+    # A service that starts without a secret its settings require fails at once; one that gets
+    # more than its settings read holds a secret for nothing.
+    from campus_documents.config import Settings as DocumentsSettings
+    from campus_gateway.config import Settings as GatewaySettings
+    from campus_graph.config import Settings as GraphSettings
+    from campus_timeseries.config import Settings as TimeseriesSettings
+    from campus_users.config import Settings as UsersSettings
+
+    settings: dict[str, type[BaseSettings]] = {
+        "users": UsersSettings,
+        "documents": DocumentsSettings,
+        "graph": GraphSettings,
+        "timeseries": TimeseriesSettings,
+        "gateway": GatewaySettings,
+    }
+    for name, cls in settings.items():
+        assert _given(compose["services"][name], SECRET) == _secret_fields(cls), name
+
+
+def test_each_service_gets_the_public_keys_of_exactly_the_callers_it_trusts(
+    compose: dict[str, Any],
+) -> None:
+    for name, svc in compose["services"].items():
+        trusted = TRUSTED.get(name, frozenset())
+        expected = {f"CAMPUS_{issuer.upper()}_VERIFY_KEY" for issuer in trusted}
+        assert _given(svc, VERIFY_KEY) == expected, name
+    # Every issuer's signing key goes to its owner alone: the operator's to the CLI.
+    owners = {"gateway": "gateway", "documents": "documents", "graph": "graph"}
+    owners["operator"] = "campus"
+    assert set(owners) == set(ISSUERS)
+    for issuer, owner in owners.items():
+        holders = [
+            name
+            for name, svc in compose["services"].items()
+            if f"CAMPUS_{issuer.upper()}_SIGNING_KEY" in _given(svc, SECRET)
+        ]
+        assert holders == [owner], issuer
+
+
+def test_connect_takes_basic_auth_and_only_its_connectors_variables(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["services"]["connect"]["environment"]
+    run_sh = (ROOT / "stack" / "connect" / "run.sh").read_text()
+    native = re.search(r"allowlist\.pattern=(\S+)", run_sh)
+    assert native
+    # The same allowlist as natively (`\$` in the heredoc, `$$` in compose).
+    pattern = env["CONNECT_CONFIG_PROVIDERS_ENV_PARAM_ALLOWLIST_PATTERN"]
+    assert pattern.replace("$$", "$") == native.group(1).replace("\\$", "$")
+    assert env["CAMPUS_CONNECT_PASSWORD"] == "${CAMPUS_CONNECT_PASSWORD}"
+    registrar = compose["services"]["connector-registrar"]["environment"]
+    assert registrar["CAMPUS_CONNECT_USER"] == "${CAMPUS_CONNECT_USER}"
+    # The healthcheck hands curl the credentials on stdin, never as an argument.
+    check = " ".join(compose["services"]["connect"]["healthcheck"]["test"])
+    assert "-K -" in check and " -u " not in check
+    entrypoint = (ROOT / "stack" / "docker" / "connect-entrypoint.sh").read_text()
+    assert "render_connect_auth" in entrypoint and "unset CAMPUS_CONNECT_PASSWORD" in entrypoint
+    assert "BasicAuthSecurityRestExtension" in entrypoint
+    pom = (ROOT / "stack" / "kafka" / "pom.xml").read_text()
+    assert "<artifactId>connect-basic-auth-extension</artifactId>" in pom
 
 
 def test_redis_password_never_reaches_the_command_line(compose: dict[str, Any]) -> None:
@@ -176,7 +275,7 @@ def _pom_property(pom: str, name: str) -> str:
 
 def _official(compose: dict[str, Any], service: str) -> str:
     image = compose["services"][service]["image"]
-    return image.split(":-", 1)[1].rstrip("}")
+    return str(image.split(":-", 1)[1].rstrip("}"))
 
 
 def test_versions_match_the_native_stack(compose: dict[str, Any]) -> None:

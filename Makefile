@@ -38,8 +38,10 @@ lint: ## ruff and mypy
 	uv run --frozen mypy -p campus_common -p campus_users -p campus_documents -p campus_graph -p campus_timeseries -p campus_gateway -p campus_cli
 
 test: up helm ## start the stack if needed and run every native test (the docs suite first: it wipes the stack); containers: test-containers, test-compose
-	$(PYTEST) -m docs tests/docs
-	$(PYTEST) -m "not docs and not containers and not compose" tests
+	@status=0; \
+	$(PYTEST) -m docs tests/docs || status=$$?; \
+	$(PYTEST) -m "not docs and not containers and not compose" tests || status=$$?; \
+	exit $$status
 
 test-docs: up ## run every command the README, teaching guide and service READMEs show (wipes data)
 	$(PYTEST) -m docs tests/docs

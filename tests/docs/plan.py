@@ -102,7 +102,7 @@ PLAN: dict[str, Step] = {
         expect=(r'^1\) "1"$',)
     ),
     "REDISCLI_AUTH=$CAMPUS_REDIS_PASSWORD redis-cli ZREVRANGE leaderboard:points 0 9 "
-    "WITHSCORES": Step(expect=(r'^1\) "\d+"$', r'^2\) "\d+"$')),
+    "WITHSCORES": Step(expect=(r'^ ?1\) "\d+"$', r'^ ?2\) "\d+"$')),
     'redis-benchmark -a "$CAMPUS_REDIS_PASSWORD" -n 100000 -q -t zadd': Step(
         expect=(r"ZADD: [\d.]+ requests per second",), timeout=120
     ),

@@ -141,6 +141,24 @@ class Containers:
         assert code == 0, f"{alias} exited {code}:\n{logs[-4000:]}"
         return logs
 
+    def start_postgres(
+        self, secrets: Secrets, *, publish: tuple[int, ...] = (), image_tag: str | None = None
+    ) -> DockerContainer:
+        """PostgreSQL with logical decoding, as `postgres` on the network (not awaited)."""
+        return self.start(
+            "postgres",
+            "postgres",
+            env={"POSTGRES_PASSWORD": secrets.pg_superuser},
+            command=PG_COMMAND,
+            publish=publish,
+            image_tag=image_tag,
+        )
+
+    def migrate(self, pg: DockerContainer, secrets: Secrets) -> None:
+        """Wait for PostgreSQL, then run the native migrations in a one-shot container."""
+        wait_healthy(pg)
+        self.run_job("migrate", secrets.migrate_env(), ["bash", "stack/postgres/init.sh"])
+
     def close(self) -> None:
         for c in reversed(self._started):
             c.stop()  # force-removes the container and its anonymous volumes

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from testcontainers.core.container import DockerContainer
 
 from tests.containers.support import (
-    PG_COMMAND,
     Secrets,
     containers,
     port,
@@ -64,13 +63,7 @@ def cdc_stack() -> Iterator[CdcStack]:
     kafka_at = {"CAMPUS_KAFKA_HOST": "kafka", "CAMPUS_KAFKA_PORT": "9092"}
     with containers() as group:
         # The JVMs start together; each is awaited once something needs it.
-        pg = group.start(
-            "postgres",
-            "postgres",
-            env={"POSTGRES_PASSWORD": s.pg_superuser},
-            command=PG_COMMAND,
-            publish=(5432,),
-        )
+        pg = group.start_postgres(s, publish=(5432,))
         kafka = group.start("kafka", "kafka", env=KAFKA_ENV)
         neo4j = group.start(
             "neo4j",
@@ -90,8 +83,7 @@ def cdc_stack() -> Iterator[CdcStack]:
             command=["sh", "-c", REDIS_COMMAND],
             publish=(6379,),
         )
-        wait_healthy(pg)
-        group.run_job("migrate", s.migrate_env(), ["bash", "stack/postgres/init.sh"])
+        group.migrate(pg, s)
         wait_healthy(kafka, timeout=300)
         connect = group.start(
             "connect",

@@ -12,7 +12,6 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.containers.support import (
-    PG_COMMAND,
     Secrets,
     containers,
     port,
@@ -38,11 +37,8 @@ class DocsStack:
 def docs_stack() -> Iterator[DocsStack]:
     s = Secrets()
     with containers() as group:
-        pg = group.start(
-            "postgres", "postgres", env={"POSTGRES_PASSWORD": s.pg_superuser}, command=PG_COMMAND
-        )
-        wait_healthy(pg)
-        group.run_job("migrate", s.migrate_env(), ["bash", "stack/postgres/init.sh"])
+        pg = group.start_postgres(s)
+        group.migrate(pg, s)
         ferret = group.start(
             "ferretdb",
             "mongo",

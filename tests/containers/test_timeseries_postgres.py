@@ -14,12 +14,10 @@ import httpx
 import pytest
 
 from tests.containers.support import (
-    PG_COMMAND,
     Secrets,
     containers,
     port,
     service_command,
-    wait_healthy,
     wait_http,
 )
 
@@ -57,16 +55,12 @@ def ts_stack(request: pytest.FixtureRequest) -> Iterator[TsStack]:
         pytest.skip(f"{TIMESCALEDB_IMAGE} cannot be pulled here (no Docker Hub)")
     with containers() as group:
         # One server holds both databases, as natively (campus_ts is what is under test).
-        db = group.start(
-            "postgres",
-            "postgres",
-            env={"POSTGRES_PASSWORD": s.pg_superuser},
-            command=PG_COMMAND,
+        db = group.start_postgres(
+            s,
             publish=(5432,),
             image_tag=TIMESCALEDB_IMAGE if request.param == "timescaledb" else None,
         )
-        wait_healthy(db)
-        group.run_job("migrate", s.migrate_env(), ["bash", "stack/postgres/init.sh"])
+        group.migrate(db, s)
         ts = group.start(
             "services",
             "timeseries",

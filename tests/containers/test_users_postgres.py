@@ -11,13 +11,11 @@ import httpx
 import pytest
 
 from tests.containers.support import (
-    PG_COMMAND,
     ROOT,
     Secrets,
     containers,
     port,
     service_command,
-    wait_healthy,
     wait_http,
 )
 from tests.helpers import unique_email
@@ -42,15 +40,8 @@ class UsersStack:
 def users_stack() -> Iterator[UsersStack]:
     s = Secrets()
     with containers() as group:
-        pg = group.start(
-            "postgres",
-            "postgres",
-            env={"POSTGRES_PASSWORD": s.pg_superuser},
-            command=PG_COMMAND,
-            publish=(5432,),
-        )
-        wait_healthy(pg)
-        group.run_job("migrate", s.migrate_env(), ["bash", "stack/postgres/init.sh"])
+        pg = group.start_postgres(s, publish=(5432,))
+        group.migrate(pg, s)
         users = group.start(
             "services",
             "users",

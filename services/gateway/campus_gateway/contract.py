@@ -371,15 +371,3 @@ class RateLimitSet(Read):
     limit: int
     window_s: int
     ttl_s: int
-
-
-class DependencyHealth(Read):
-    status: Literal["ok", "down"]
-    latency_ms: float
-    error: str | None = None
-
-
-class Health(Read):
-    service: str
-    status: Literal["ok", "degraded"]
-    dependencies: dict[str, DependencyHealth]

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
 
-.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag
+.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,9 +37,11 @@ lint: ## ruff and mypy
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy -p campus_common -p campus_users -p campus_documents -p campus_graph -p campus_timeseries -p campus_gateway -p campus_cli
 
-test: up helm ## start the stack if needed and run every test (the docs suite first: it wipes the stack)
-	$(PYTEST) -m docs tests/docs
-	$(PYTEST) -m "not docs" tests
+test: up helm ## start the stack if needed and run every native test (the docs suite first: it wipes the stack); containers: test-containers, test-compose
+	@status=0; \
+	$(PYTEST) -m docs tests/docs || status=$$?; \
+	$(PYTEST) -m "not docs and not containers and not compose" tests || status=$$?; \
+	exit $$status
 
 test-docs: up ## run every command the README, teaching guide and service READMEs show (wipes data)
 	$(PYTEST) -m docs tests/docs
@@ -67,3 +69,23 @@ demo-failure: ## exercise 2: stop one store (STORE=redis|neo4j|documents|kafka) 
 
 lag: ## live consumer-lag table
 	@uv run --frozen campus lag
+
+docker: ## install Docker (Debian's docker.io) and start dockerd when none answers
+	@stack/docker/engine.sh
+
+images: ## build every image (base image by debootstrap when Docker Hub is unreachable)
+	@stack/docker/images.sh
+
+compose-up: env ## docker-compose up: official images where pullable, else `make images`' ones
+	@stack/docker/compose.sh up
+
+compose-down: ## remove the compose stack: containers, networks and volumes
+	@stack/docker/compose.sh down
+
+test-containers: images ## testcontainers suite against the local images (fresh containers)
+	$(PYTEST) -m containers tests/containers
+	@stack/docker/leftovers.sh
+
+test-compose: env images ## bring compose up, run its tests, tear it down
+	$(PYTEST) -m compose tests/compose
+	@stack/docker/leftovers.sh

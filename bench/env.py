@@ -7,6 +7,7 @@ from functools import lru_cache
 from pydantic import SecretStr
 
 from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.internal_auth import OperatorAuth, Signer
 
 
 class BenchSettings(CampusSettings):
@@ -17,6 +18,12 @@ class BenchSettings(CampusSettings):
     redis_password: SecretStr
     admin_email: str
     admin_password: SecretStr
+    operator_signing_key: SecretStr
+
+    def operator_auth(self) -> OperatorAuth:
+        """Signs the operator's service tokens for calls to the internal services."""
+        key = self.operator_signing_key.get_secret_value()
+        return OperatorAuth(Signer(issuer="operator", private_key=key), self.service_ports())
 
     def superuser_dsn(self, database: str) -> str:
         return PostgresDsn(

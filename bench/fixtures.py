@@ -86,7 +86,12 @@ def redis_client(db: int = 0) -> Redis:
 
 
 def http_client(timeout: float = 30.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=100))
+    # The operator's signed tokens for the internal services; the gateway's own auth otherwise.
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=100),
+        auth=settings().operator_auth(),
+    )
 
 
 def url(service: str) -> str:

@@ -7,6 +7,21 @@ STACK_SRC="$CAMPUS_ROOT/stack"         # tracked: configs and scripts
 mkdir -p "$STACK_DIR"/{data,logs,run,lib,bin}
 export CAMPUS_ROOT STACK_DIR STACK_SRC
 
+random_secret() { head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48; }
+
+# keypair_lines NAME_SIGNING_KEY: a fresh Ed25519 pair as two .env lines, the private key (raw,
+# base64url) under NAME_SIGNING_KEY and its public key under NAME_VERIFY_KEY.
+keypair_lines() {
+  local name="$1" der priv pub
+  der="$(mktemp)"
+  openssl genpkey -algorithm ed25519 -outform DER -out "$der" 2>/dev/null
+  priv="$(tail -c 32 "$der" | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+  pub="$(openssl pkey -inform DER -in "$der" -pubout -outform DER 2>/dev/null | tail -c 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+  rm -f "$der"
+  echo "$name=$priv"
+  echo "${name%_SIGNING_KEY}_VERIFY_KEY=$pub"
+}
+
 ensure_env() {
   # First run: .env from .env.example with fresh secrets; later runs keep it.
   if [ ! -f "$CAMPUS_ROOT/.env" ]; then
@@ -14,7 +29,11 @@ ensure_env() {
     tmp="$(mktemp)"
     while IFS= read -r line; do
       if [[ "$line" == *=__generate__ ]]; then
-        echo "${line%%=*}=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
+        echo "${line%%=*}=$(random_secret)"
+      elif [[ "$line" == *=__ed25519__ ]]; then
+        keypair_lines "${line%%=*}"
+      elif [[ "$line" == *=__ed25519_public__ ]]; then
+        continue # written by keypair_lines with its signing key
       else
         echo "$line"
       fi
@@ -26,19 +45,26 @@ ensure_env() {
   # Names added to .env.example after .env was made get their defaults.
   while IFS= read -r line; do
     [[ "$line" =~ ^[A-Z0-9_]+= ]] || continue
+    [[ "$line" == *=__ed25519_public__ ]] && continue # comes with its signing key
     local name="${line%%=*}"
     grep -q "^$name=" "$CAMPUS_ROOT/.env" || {
       if [[ "$line" == *=__generate__ ]]; then
-        echo "$name=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)" >>"$CAMPUS_ROOT/.env"
+        echo "$name=$(random_secret)" >>"$CAMPUS_ROOT/.env"
+      elif [[ "$line" == *=__ed25519__ ]]; then
+        keypair_lines "$name" >>"$CAMPUS_ROOT/.env"
       else
         echo "$line" >>"$CAMPUS_ROOT/.env"
       fi
     }
   done <"$CAMPUS_ROOT/.env.example"
 }
-# In a container the variables come from the environment (compose's env_file), not a file here.
-# The Helm chart's Jobs hold no JWT secret, so they say it outright with CAMPUS_ENV_FILE=none.
-if [ "${CAMPUS_ENV_FILE:-}" != none ] && { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
+# In a container the variables come from the environment, not a file here. CAMPUS_ENV_FILE=none
+# (the Helm chart's Jobs, which hold no JWT secret) or CAMPUS_NO_ENV=1 (image builds: no .env,
+# so no secret lands in a layer; compose's containers: only what each needs) says so outright.
+# Under supervisord (CAMPUS_ENV_SCOPED=1, see stack/scoped.sh) a component has been given only
+# the variables it needs: it must not read the others back from .env.
+if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_NO_ENV:-}" ] && [ -z "${CAMPUS_ENV_SCOPED:-}" ] &&
+  { [ -z "${CAMPUS_JWT_SECRET:-}" ] || [ -f "$CAMPUS_ROOT/.env" ]; }; then
   ensure_env
   set -a
   # shellcheck disable=SC1091

@@ -1,5 +1,7 @@
 # shellcheck shell=bash
 # Renders .stack/run/supervisord.conf and wraps supervisorctl.
+# shellcheck source=stack/secrets.sh
+. "$STACK_SRC/secrets.sh"
 SUP_CONF="$STACK_DIR/run/supervisord.conf"
 SUP_PID="$STACK_DIR/run/supervisord.pid"
 SUP_SOCK="$STACK_DIR/run/supervisor.sock"
@@ -34,7 +36,8 @@ CONF
       cat <<CONF
 
 [program:$name]
-command=bash $cmd
+; secrets (stack/secrets.sh; scoped.sh drops every other): $(component_secrets "$name")
+command=bash $STACK_SRC/scoped.sh $name bash $cmd
 directory=$CAMPUS_ROOT
 priority=$prio
 autostart=false

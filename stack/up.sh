@@ -22,7 +22,9 @@ if ! supervisord_running; then
     read -r name var _ <<<"$line"
     port_free "${!var}" || die "port ${!var} (for $name) is already in use: stop what holds it, or set $var to a free port in .env"
   done
-  "$CAMPUS_ROOT/.venv/bin/supervisord" -c "$SUP_CONF"
+  # A clean environment: each program gets its own variables through stack/scoped.sh.
+  env -i PATH="$PATH" HOME="$HOME" LANG="${LANG:-C.UTF-8}" \
+    "$CAMPUS_ROOT/.venv/bin/supervisord" -c "$SUP_CONF"
   started_supervisord=1
   wait_for supervisord 10 supervisord_running
 else

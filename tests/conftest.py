@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.internal_auth import OperatorAuth, Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,16 @@ class StackSettings(CampusSettings):
     jwt_secret: SecretStr
     admin_email: str
     admin_password: SecretStr
+    operator_signing_key: SecretStr
+    gateway_signing_key: SecretStr
+    connect_password: SecretStr
+    kafka_controller_port: int = 9093
+
+    def operator_auth(self) -> OperatorAuth:
+        """httpx auth signing the operator's service tokens for the internal services' ports
+        (requests to the gateway are left alone); `X-User-Id` names the user to act for."""
+        signer = Signer(issuer="operator", private_key=self.operator_signing_key.get_secret_value())
+        return OperatorAuth(signer, self.service_ports())
 
     def users_dsn(self) -> str:
         """The users service's own database, as its role."""
@@ -107,5 +118,5 @@ def stack(settings: StackSettings) -> StackSettings:
 
 @pytest.fixture
 async def http(stack: StackSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, auth=stack.operator_auth()) as client:
         yield client

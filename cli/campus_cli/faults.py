@@ -40,6 +40,7 @@ from campus_cli.stores import StoreSettings
 from campus_common import topics
 from campus_common.config import ROOT, PostgresDsn
 from campus_common.events import Event
+from campus_common.internal_auth import OperatorAuth, Signer
 
 SERVICES = ("users", "documents", "graph", "timeseries", "gateway")
 PROJECTION_HOST = {"graph": "graph", "cache": "gateway", "timeseries": "timeseries"}
@@ -51,6 +52,12 @@ class FaultSettings(StoreSettings):
     admin_email: str
     admin_password: SecretStr
     pg_superuser_password: SecretStr
+    operator_signing_key: SecretStr
+
+    def operator_auth(self) -> OperatorAuth:
+        """Signs the operator's service tokens for the internal services' ports."""
+        signer = Signer(issuer="operator", private_key=self.operator_signing_key.get_secret_value())
+        return OperatorAuth(signer, self.service_ports())
 
     def port_of(self, component: str) -> int:
         ports = {
@@ -150,13 +157,23 @@ async def wait_back(s: FaultSettings, component: str, old_pid: int, timeout: flo
 # --- projections -------------------------------------------------------------------------------
 
 
+_ADMIN_TOKENS: dict[str, tuple[float, str]] = {}
+
+
 async def admin_token(s: FaultSettings, http: httpx.AsyncClient) -> str:
+    """The admin's access token, reused for a minute: status polls must not trip the login
+    rate limit."""
+    cached = _ADMIN_TOKENS.get(s.admin_email)
+    if cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
     r = await http.post(
         f"{s.service_url('gateway')}/auth/token",
         data={"username": s.admin_email, "password": s.admin_password.get_secret_value()},
     )
     r.raise_for_status()
-    return str(r.json()["access_token"])
+    token = str(r.json()["access_token"])
+    _ADMIN_TOKENS[s.admin_email] = (time.monotonic(), token)
+    return token
 
 
 async def projection(s: FaultSettings, http: httpx.AsyncClient, name: str) -> dict[str, Any]:
@@ -172,7 +189,7 @@ async def projection(s: FaultSettings, http: httpx.AsyncClient, name: str) -> di
 
 async def lags(s: FaultSettings) -> dict[str, int]:
     out: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=s.operator_auth()) as http:
         for name in PROJECTION_HOST:
             try:
                 p = await projection(s, http, name)
@@ -432,6 +449,8 @@ async def rebalance(ctx: Ctx) -> None:
         probe.bind((ctx.s.host, 0))
         port = probe.getsockname()[1]
     log_path = ROOT / ".stack" / "logs" / "timeseries-second.log"
+    if isinstance(ctx.http.auth, OperatorAuth):
+        ctx.http.auth.ports[port] = "timeseries"  # the second instance is a timeseries service too
     ctx.start = time.monotonic()
     with log_path.open("wb") as log:
         second = subprocess.Popen(  # noqa: S603, ASYNC220 (our own service; Popen returns at once)
@@ -712,7 +731,7 @@ async def run_fault(
     began = time.monotonic()
     owned = load is None
     load = load or MixedLoad(s.service_url("gateway"), rate=rate)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=s.operator_auth()) as http:
         ctx = Ctx(s, load, http)
         if owned:
             await load.__aenter__()

@@ -5,6 +5,7 @@
 # without .json. PUT /connectors/<name>/config creates or updates, so re-running is safe.
 # Secrets stay out of the files: write "${env:CAMPUS_DEBEZIUM_PASSWORD}" (resolved by the worker).
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/auth.sh"
 
 DIR="${1:-$CAMPUS_ROOT/connectors}"
 URL="http://${CAMPUS_CONNECT_HOST:-$CAMPUS_HOST}:$CAMPUS_CONNECT_PORT"
@@ -47,7 +48,7 @@ for f in "${files[@]}"; do
   name="$(basename "$f" .json)"
   python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert isinstance(c, dict), "not a JSON object"' "$f" ||
     die "connect: $f is not a JSON object of connector config"
-  code="$(curl -sS -o "$body" -w '%{http_code}' --max-time 60 -X PUT -H 'Content-Type: application/json' \
+  code="$(connect_curl -sS -o "$body" -w '%{http_code}' --max-time 60 -X PUT -H 'Content-Type: application/json' \
     --data-binary "@$f" "$URL/connectors/$name/config")" || fail "$name" "PUT failed (worker not reachable at $URL?)"
   case "$code" in
     200) log "connect: $name updated" ;;
@@ -61,7 +62,7 @@ for f in "${files[@]}"; do
   name="$(basename "$f" .json)"
   deadline=$((SECONDS + TIMEOUT))
   while :; do
-    status="$(curl -sS --max-time 5 "$URL/connectors/$name/status" 2>/dev/null || true)"
+    status="$(connect_curl -sS --max-time 5 "$URL/connectors/$name/status" 2>/dev/null || true)"
     verdict="$(printf '%s' "$status" | python3 -c '
 import json, sys
 try:

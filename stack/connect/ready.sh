@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # Ready = the worker's REST API lists connectors (200 only once the herder has started).
 . "$(dirname "$0")/../lib.sh"
-exec curl -fsS -o /dev/null --max-time 2 "http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT/connectors"
+. "$(dirname "$0")/auth.sh"
+connect_curl -fsS -o /dev/null --max-time 2 "http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT/connectors"

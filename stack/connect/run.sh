@@ -2,6 +2,7 @@
 # Kafka Connect distributed worker (one node) in the foreground; supervisord owns it.
 # Connectors are registered by stack/connect/init.sh from connectors/*.json.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/auth.sh"
 
 LIB="$STACK_DIR/lib/connect"
 PLUGINS="$STACK_DIR/connect-plugins"
@@ -27,6 +28,8 @@ status.storage.replication.factor=1
 offset.flush.interval.ms=1000
 
 listeners=http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT
+# Every REST call needs the user and password of .env (JAAS file rendered below).
+rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension
 rest.advertised.host.name=$CAMPUS_HOST
 rest.advertised.port=$CAMPUS_CONNECT_PORT
 
@@ -39,9 +42,16 @@ plugin.discovery=service_load
 # environment when the connector starts, so no secret is stored in the config topic.
 config.providers=env
 config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider
-config.providers.env.param.allowlist.pattern=^CAMPUS_[A-Z0-9_]+\$
+# Only what connectors/*.json names: a connector posted here cannot read any other variable
+# (and the worker's environment holds no other secret anyway, see stack/secrets.sh).
+config.providers.env.param.allowlist.pattern=^CAMPUS_(HOST|PG_HOST|PG_PORT|DEBEZIUM_PASSWORD)\$
 PROPS
 mv "$PROPS.tmp" "$PROPS"
+
+AUTH_DIR="$STACK_DIR/run/connect"
+render_connect_auth "$AUTH_DIR"
+# The worker reads the password from the rendered file; it needs only Debezium's in its env.
+unset CAMPUS_CONNECT_PASSWORD
 
 port_free "$CAMPUS_CONNECT_PORT" || die "connect: port $CAMPUS_HOST:$CAMPUS_CONNECT_PORT is already in use (change it in .env)"
 
@@ -49,6 +59,7 @@ exec java "-Xms$CAMPUS_CONNECT_HEAP" "-Xmx$CAMPUS_CONNECT_HEAP" \
   -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
   -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
   -Djava.awt.headless=true \
+  "-Djava.security.auth.login.config=$AUTH_DIR/connect-jaas.conf" \
   "-Dlog4j2.configurationFile=$STACK_SRC/connect/log4j2.properties" \
   "-Dkafka.logs.dir=$STACK_DIR/logs" \
   -cp "$LIB/*" \

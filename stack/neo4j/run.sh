@@ -78,6 +78,9 @@ if [ ! -d "$NEO4J_HOME/data/databases/system" ]; then
   ((rc == 0)) || die "neo4j: set-initial-password failed (exit $rc)"
 fi
 
+# The server keeps its password in the system database: it needs no copy in its environment.
+unset CAMPUS_NEO4J_PASSWORD
+
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # JVM flags follow the distribution's neo4j.conf (server.jvm.additional), minus AlwaysPreTouch (keeps idle RSS low).

@@ -3,9 +3,13 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/common.sh"
 
-pg_super postgres \
-  -v users_pw="$CAMPUS_USERS_DB_PASSWORD" -v ts_pw="$CAMPUS_TS_DB_PASSWORD" \
-  -v docs_pw="$CAMPUS_DOCS_DB_PASSWORD" -v dbz_pw="$CAMPUS_DEBEZIUM_PASSWORD" <<'SQL'
+# The passwords reach psql through its environment (\getenv), never its arguments (`ps`).
+export CAMPUS_USERS_DB_PASSWORD CAMPUS_TS_DB_PASSWORD CAMPUS_DOCS_DB_PASSWORD CAMPUS_DEBEZIUM_PASSWORD
+pg_super postgres <<'SQL'
+\getenv users_pw CAMPUS_USERS_DB_PASSWORD
+\getenv ts_pw CAMPUS_TS_DB_PASSWORD
+\getenv docs_pw CAMPUS_DOCS_DB_PASSWORD
+\getenv dbz_pw CAMPUS_DEBEZIUM_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN', r) FROM unnest(ARRAY['campus_users','campus_ts','campus_docs','campus_debezium']) r
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
 ALTER ROLE campus_users PASSWORD :'users_pw';
@@ -25,7 +29,8 @@ GRANT CONNECT ON DATABASE campus_ts TO campus_ts;
 SQL
 
 if ts_separate; then
-  pg_super ts:postgres -v ts_pw="$CAMPUS_TS_DB_PASSWORD" <<'SQL'
+  pg_super ts:postgres <<'SQL'
+\getenv ts_pw CAMPUS_TS_DB_PASSWORD
 SELECT 'CREATE ROLE campus_ts LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'campus_ts') \gexec
 ALTER ROLE campus_ts PASSWORD :'ts_pw';
 SELECT 'CREATE DATABASE campus_ts' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'campus_ts') \gexec

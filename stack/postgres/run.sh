@@ -11,6 +11,8 @@ if [ ! -s "$PG_DATA/PG_VERSION" ]; then
     --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
 fi
+# The server never needs it: keep it out of its environment.
+unset CAMPUS_PG_SUPERUSER_PASSWORD
 # Copied next to the data, so the server never reads from the checkout (see common.sh).
 install -m 644 "$STACK_SRC/postgres/postgresql.conf" "$STACK_SRC/postgres/pg_hba.conf" "$PG_DATA/"
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA/postgresql.conf" "$PG_DATA/pg_hba.conf"

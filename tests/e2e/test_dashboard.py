@@ -61,7 +61,9 @@ def test_paused_projection_lag_rises_on_the_chart_and_falls_after_resume(
             page.click("button[data-name='graph'][data-action='pause']")
             page.wait_for_selector("tr[data-projection='graph'] td.paused", timeout=10_000)
 
-            with httpx.Client(base_url=stack.service_url("users"), timeout=10) as http:
+            with httpx.Client(
+                base_url=stack.service_url("users"), timeout=10, auth=stack.operator_auth()
+            ) as http:
                 for _ in range(writes):
                     r = http.post(
                         "/users",
@@ -96,7 +98,45 @@ def test_paused_projection_lag_rises_on_the_chart_and_falls_after_resume(
             page.screenshot(path=str(SHOT), full_page=True)
         finally:
             # Never leave the projection paused for the tests after this one.
-            with httpx.Client(base_url=stack.service_url("graph"), timeout=10) as http:
+            with httpx.Client(
+                base_url=stack.service_url("graph"), timeout=10, auth=stack.operator_auth()
+            ) as http:
                 http.post("/projections/graph/resume")
             browser.close()
     assert SHOT.stat().st_size > 10_000
+
+
+def test_the_empty_state_names_make_seed_until_the_campus_has_data(stack: StackSettings) -> None:
+    """With data the hint is hidden; with an empty campus (a fresh stack's graph) it shows."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            seeded = browser.new_page()
+            _sign_in(seeded, stack)
+            seeded.wait_for_function(
+                "() => window.campusDashboard && document.getElementById('graph').children.length",
+                timeout=30_000,
+            )
+            # This stack has groups (the suite's own writes and `make seed`): no hint.
+            assert seeded.is_hidden("#emptyState")
+
+            fresh = browser.new_page()
+            # What a fresh stack's graph holds: the admin account alone, no group.
+            only_admin = '{"nodes": [{"id": "u1", "label": "Admin", "kind": "user"}], "edges": []}'
+            fresh.route(
+                "**/dashboard/data/graph*",
+                lambda route: route.fulfill(content_type="application/json", body=only_admin),
+            )
+            _sign_in(fresh, stack)
+            fresh.wait_for_selector("#emptyState", state="visible", timeout=30_000)
+            assert "make seed" in (fresh.text_content("#emptyState") or "")
+        finally:
+            browser.close()
+
+
+def _sign_in(page: Page, stack: StackSettings) -> None:
+    page.goto(f"{stack.service_url('gateway')}/dashboard")
+    page.fill("#email", stack.admin_email)
+    page.fill("#password", stack.admin_password.get_secret_value())
+    page.click("#login button")
+    page.wait_for_selector("tr[data-projection='graph']", timeout=20_000)

@@ -70,7 +70,7 @@ async def test_a_new_column_while_writes_flow_reaches_the_stores_that_use_it(
 
 
 async def test_every_projection_kept_running(stack: StackSettings) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=stack.operator_auth()) as http:
         for svc in ("graph", "timeseries"):
             for p in (await http.get(f"{stack.service_url(svc)}/projections")).json():
                 assert p["state"] == "running", p

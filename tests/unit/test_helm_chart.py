@@ -22,9 +22,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from pydantic import create_model
+from fastapi import HTTPException
+from pydantic import SecretStr, create_model
 from pydantic_settings import BaseSettings
 
+from campus_common.internal_auth import ISSUERS, TRUSTED, Signer, Verifier, generate_keypair
 from campus_documents.config import Settings as DocumentsSettings
 from campus_gateway.config import Settings as GatewaySettings
 from campus_graph.config import Settings as GraphSettings
@@ -241,6 +243,22 @@ def test_values_schema_rejects_typos(
 # --- every object against the Kubernetes schemas ----------------------------------------------
 
 
+def _pairs() -> dict[str, str]:
+    out = {}
+    for issuer in ISSUERS:
+        private, public = generate_keypair()
+        out[f"CAMPUS_{issuer.upper()}_SIGNING_KEY"] = private
+        out[f"CAMPUS_{issuer.upper()}_VERIFY_KEY"] = public
+    return out
+
+
+ALTERNATE_KEYS = _pairs()
+# Long enough for the gateway's check on the JWT secret (32 bytes), as the services are started
+# from this render's environment too (test_rendered_keys_sign_and_verify_with_the_projects_code).
+ALTERNATE_VALUES = {
+    key: ALTERNATE_KEYS.get(key, f"test-{key.lower()}-{'0' * 32}")
+    for key in yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["keys"]
+}
 # The other branches of the templates: everything optional switched the other way.
 ALTERNATE = [
     "--set",
@@ -261,12 +279,10 @@ ALTERNATE = [
             "tracing.enabled=false",
         ]
     ),
-    # No generation: every key then needs a value (fake ones, for this render only).
+    # No generation: every key then needs a value (fake ones, for this render only; the keys
+    # real Ed25519 pairs, which the chart checks).
     "--set-string",
-    ",".join(
-        f"secrets.values.{key}=test-{key.lower()}"
-        for key in yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["keys"]
-    ),
+    ",".join(f"secrets.values.{key}={value}" for key, value in ALTERNATE_VALUES.items()),
 ]
 VALUE_SETS = {"default": [], "production": ["-f", str(PRODUCTION)], "alternate": ALTERNATE}
 
@@ -313,7 +329,13 @@ def test_alternate_branches_render_as_meant(render: Render) -> None:
     assert env["CAMPUS_TS_PG_HOST"]["value"] == env["CAMPUS_PG_HOST"]["value"]
     assert env["CAMPUS_TS_PG_PORT"]["value"] == env["CAMPUS_PG_PORT"]["value"]
     (secret,) = r.kind("Secret").values()
-    assert base64.b64decode(secret["data"]["CAMPUS_JWT_SECRET"]) == b"test-campus_jwt_secret"
+    assert (
+        base64.b64decode(secret["data"]["CAMPUS_JWT_SECRET"]).decode()
+        == (ALTERNATE_VALUES["CAMPUS_JWT_SECRET"])
+    )
+    # Given pairs are kept as given (the verify keys given too, and equal to the derived ones).
+    for key, value in ALTERNATE_KEYS.items():
+        assert base64.b64decode(secret["data"][key]).decode() == value, key
     assert all(p["spec"]["minAvailable"] == 1 for p in r.kind("PodDisruptionBudget").values())
 
 
@@ -437,7 +459,8 @@ def test_probes_hit_endpoints_the_apps_serve(default: Rendered) -> None:
 def test_jobs_set_every_variable_their_scripts_read(default: Rendered) -> None:
     scripts = {
         "migrate": ["stack/postgres/init.sh", "stack/postgres/common.sh"],
-        "connectors": ["stack/connect/init.sh"],
+        # auth.sh: the REST API's basic auth (connect_curl), sourced by init.sh.
+        "connectors": ["stack/connect/init.sh", "stack/connect/auth.sh"],
     }
     for component, files in scripts.items():
         job = default.component("Job", component)
@@ -461,8 +484,16 @@ def secret_keys() -> dict[str, list[str]]:
     return values["secrets"]["keys"]  # type: ignore[no-any-return]
 
 
+KEY_PLACEHOLDERS = ("__generate__", "__ed25519__", "__ed25519_public__")
+# A raw Ed25519 key as internal_auth.py reads it: 32 bytes, unpadded base64url.
+RAW_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
 def test_secret_keys_are_the_credentials_of_env_example() -> None:
-    generated = {k for k, v in env_example().items() if v == "__generate__"}
+    # Every value stack/lib.sh generates (passwords, and each Ed25519 pair, both halves).
+    generated = {k for k, v in env_example().items() if v in KEY_PLACEHOLDERS}
+    # Grafana runs only in docker-compose (profile observability); the chart deploys none.
+    generated -= {"CAMPUS_GRAFANA_ADMIN_PASSWORD"}
     assert set(secret_keys()) == generated
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["secrets"]["values"] == {}, "no credential in values by default"
@@ -474,7 +505,11 @@ def test_default_render_generates_every_secret_key(default: Rendered) -> None:
     assert secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert set(secret["data"]) == set(secret_keys())
     for key, value in secret["data"].items():
-        assert re.fullmatch(r"[A-Za-z0-9]{48}", base64.b64decode(value).decode()), key
+        plain = base64.b64decode(value).decode()
+        if key.endswith(("_SIGNING_KEY", "_VERIFY_KEY")):
+            assert RAW_KEY.fullmatch(plain), key
+        else:
+            assert re.fullmatch(r"[A-Za-z0-9]{48}", plain), key
 
 
 def test_each_workload_gets_only_its_own_credentials(production: Rendered) -> None:
@@ -495,6 +530,217 @@ def test_each_workload_gets_only_its_own_credentials(production: Rendered) -> No
             for name, e in env_of(c).items():
                 if re.search(r"PASSWORD|SECRET|TOKEN", name):
                     assert "value" not in e, f"{workload}: {name} inline"
+
+
+def _native_secrets(component: str) -> set[str]:
+    """The secrets stack/secrets.sh gives one supervised component."""
+    out = subprocess.run(
+        ["bash", "-c", f". {ROOT}/stack/secrets.sh && component_secrets {component}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+def _is_secret_name(name: str) -> bool:
+    # stack/secrets.sh is_secret_name: what counts as a secret for its least-privilege table.
+    return re.search(r"_(PASSWORD|SECRET|SIGNING_KEY)$", name) is not None
+
+
+def _secret_refs(container: dict[str, Any]) -> set[str]:
+    return {name for name, e in env_of(container).items() if "valueFrom" in e}
+
+
+@pytest.mark.parametrize("fixture", ["default", "production"])
+def test_secret_allocation_is_the_native_stacks(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    # Each service (and its separate projection) holds exactly the secrets stack/secrets.sh gives
+    # it natively, and the public verify keys of exactly the callers it trusts (TRUSTED); the
+    # gateway, which verifies no service tokens, none.
+    rendered: Rendered = request.getfixturevalue(fixture)
+    for obj in rendered.kind("Deployment").values():
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        app, refs = c["name"], _secret_refs(c)
+        name = obj["metadata"]["name"]
+        assert {r for r in refs if _is_secret_name(r)} == _native_secrets(app), name
+        verify = {f"CAMPUS_{caller.upper()}_VERIFY_KEY" for caller in TRUSTED.get(app, ())}
+        assert {r for r in refs if not _is_secret_name(r)} == verify, name
+    # The hook Jobs: no service keys at all; Connect's password for the connector registration
+    # only, as natively for the registrar; the migration holds the database passwords only.
+    connectors = rendered.component("Job", "connectors")
+    (c,) = connectors["spec"]["template"]["spec"]["containers"]
+    assert _secret_refs(c) == {"CAMPUS_CONNECT_PASSWORD"}
+    (m,) = rendered.component("Job", "migrate")["spec"]["template"]["spec"]["containers"]
+    assert all(r.endswith("_PASSWORD") and "CONNECT" not in r for r in _secret_refs(m))
+    # Nobody in the cluster signs as the operator: that key is the CLI's.
+    for _, spec in pod_specs(rendered):
+        assert "CAMPUS_OPERATOR_SIGNING_KEY" not in env_of(spec["containers"][0])
+    # Every key referenced is one the Secret holds (the chart-made one here).
+    for secret in rendered.kind("Secret").values():
+        for _, spec in pod_specs(rendered):
+            assert _secret_refs(spec["containers"][0]) <= set(secret["data"])
+
+
+def test_connect_basic_auth_reaches_the_gateway_and_the_connectors_job(render: Render) -> None:
+    r = render("--set", "engines.connect.user=registrar")
+    for component in ("gateway", "connectors"):
+        kind = "Job" if component == "connectors" else "Deployment"
+        (c,) = r.component(kind, component)["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        assert env["CAMPUS_CONNECT_USER"]["value"] == "registrar", component
+        assert "valueFrom" in env["CAMPUS_CONNECT_PASSWORD"], component
+
+
+def _resolved_env(r: Rendered, container: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as the kubelet would set it from the chart-made Secret."""
+    (secret,) = r.kind("Secret").values()
+    out = {}
+    for name, e in env_of(container).items():
+        if "valueFrom" in e:
+            ref = e["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"], name
+            out[name] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        else:
+            out[name] = e["value"]
+    return out
+
+
+def _settings_of(r: Rendered, app: str, monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
+    (c,) = r.component("Deployment", app)["spec"]["template"]["spec"]["containers"]
+    with monkeypatch.context() as m:
+        for name in [n for n in os.environ if n.startswith("CAMPUS_")]:
+            m.delenv(name)
+        for name, value in _resolved_env(r, c).items():
+            m.setenv(name, value)
+        return SETTINGS[app](_env_file=None)
+
+
+@pytest.mark.parametrize("values", ["default", "alternate"])
+def test_rendered_keys_sign_and_verify_with_the_projects_code(
+    render: Render, monkeypatch: pytest.MonkeyPatch, values: str
+) -> None:
+    # The whole path, as the pods would run it: each service's own Settings built from its
+    # rendered environment (secretKeyRefs resolved from the rendered Secret), each caller's
+    # Signer from its signing key, each service's Verifier from its verify keys.
+    r = render(*VALUE_SETS[values]) if values != "default" else render()
+    settings = {app: _settings_of(r, app, monkeypatch) for app in SERVICES}
+    (secret,) = r.kind("Secret").values()
+    operator_key = base64.b64decode(secret["data"]["CAMPUS_OPERATOR_SIGNING_KEY"]).decode()
+    signers = {"operator": Signer(issuer="operator", private_key=operator_key)}
+    for issuer in ("gateway", "documents", "graph"):
+        key: SecretStr = getattr(settings[issuer], f"{issuer}_signing_key")
+        signers[issuer] = Signer(issuer=issuer, private_key=key.get_secret_value())
+    assert set(signers) == set(ISSUERS)
+    for audience, trusted in TRUSTED.items():
+        verifier = settings[audience].verifier(audience)  # type: ignore[attr-defined]
+        for issuer, signer in signers.items():
+            token = signer.token(audience=audience, user_id=7)
+            if issuer in trusted:
+                caller = verifier.verify(token)
+                assert (caller.issuer, caller.user_id) == (issuer, 7), (issuer, audience)
+            else:
+                with pytest.raises(HTTPException) as refused:
+                    verifier.verify(token)
+                assert refused.value.status_code == 401, (issuer, audience)
+
+
+def test_given_signing_keys_get_their_derived_verify_keys(render: Render) -> None:
+    # Only signing keys given: the chart derives each public key, equal to the project's own.
+    r = render(
+        "--set-string",
+        ",".join(
+            f"secrets.values.{k}={v}"
+            for k, v in ALTERNATE_KEYS.items()
+            if k.endswith("_SIGNING_KEY")
+        ),
+    )
+    (secret,) = r.kind("Secret").values()
+    for key, value in ALTERNATE_KEYS.items():
+        assert base64.b64decode(secret["data"][key]).decode() == value, key
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("secrets.values.CAMPUS_GRAPH_SIGNING_KEY=not-a-key", "raw Ed25519 key"),
+        (
+            "secrets.values.CAMPUS_GRAPH_VERIFY_KEY=" + ALTERNATE_KEYS["CAMPUS_GATEWAY_VERIFY_KEY"],
+            "is not the public key of CAMPUS_GRAPH_SIGNING_KEY",
+        ),
+    ],
+)
+def test_bad_keys_fail_the_render(
+    helm: Callable[..., subprocess.CompletedProcess[str]], setting: str, message: str
+) -> None:
+    proc = helm("template", "campus", str(CHART), "--set-string", setting, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+def test_the_operator_may_keep_its_private_key_off_the_cluster(
+    helm: Callable[..., subprocess.CompletedProcess[str]], render: Render
+) -> None:
+    # Without the signing key in secrets.keys, the public key must be given: it cannot be made.
+    drop = ["--set", "secrets.keys.CAMPUS_OPERATOR_SIGNING_KEY=null"]
+    proc = helm("template", "campus", str(CHART), *drop, check=False)
+    assert proc.returncode != 0
+    assert "CAMPUS_OPERATOR_VERIFY_KEY has no value" in proc.stderr, proc.stderr
+    public = ALTERNATE_KEYS["CAMPUS_OPERATOR_VERIFY_KEY"]
+    r = render(*drop, "--set-string", f"secrets.values.CAMPUS_OPERATOR_VERIFY_KEY={public}")
+    (secret,) = r.kind("Secret").values()
+    assert "CAMPUS_OPERATOR_SIGNING_KEY" not in secret["data"]
+    assert base64.b64decode(secret["data"]["CAMPUS_OPERATOR_VERIFY_KEY"]).decode() == public
+
+
+def test_credentials_script_makes_the_existing_secret(render: Render) -> None:
+    # deploy/helm/credentials.sh, for secrets.existingSecret: every key, and pairs that work.
+    out = subprocess.run(
+        [str(CHART.parent / "credentials.sh"), "campusconnect-credentials"],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    secret = yaml.safe_load(out)
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["name"] == "campusconnect-credentials"
+    kubernetes_validate.validate(secret, NEWEST, strict=True)
+    data: dict[str, str] = secret["stringData"]
+    assert set(data) == set(secret_keys())
+    for issuer in ISSUERS:
+        private = data[f"CAMPUS_{issuer.upper()}_SIGNING_KEY"]
+        public = data[f"CAMPUS_{issuer.upper()}_VERIFY_KEY"]
+        assert RAW_KEY.fullmatch(private) and RAW_KEY.fullmatch(public), issuer
+        audience = next(a for a, trusted in TRUSTED.items() if issuer in trusted)
+        token = Signer(issuer=issuer, private_key=private).token(audience=audience)
+        verifier = Verifier(audience=audience, public_keys={issuer: public})
+        assert verifier.verify(token).issuer == issuer
+    for key, value in data.items():
+        if not key.endswith(("_SIGNING_KEY", "_VERIFY_KEY")):
+            assert re.fullmatch(r"[A-Za-z0-9]{48}", value), key
+    # --keys-only: just the pairs, as a patch for a Secret made before they existed.
+    patch = subprocess.run(
+        [str(CHART.parent / "credentials.sh"), "--keys-only"],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    pairs = yaml.safe_load(patch)
+    assert set(pairs) == {"stringData"}
+    assert set(pairs["stringData"]) == {k for k in secret_keys() if k.endswith("_KEY")}
+    # Two derivations agree: openssl's public keys (the script) and sprig's (the chart).
+    signing = {k: v for k, v in data.items() if k.endswith("_SIGNING_KEY")}
+    r = render("--set-string", ",".join(f"secrets.values.{k}={v}" for k, v in signing.items()))
+    (made,) = r.kind("Secret").values()
+    for key, value in data.items():
+        if key.endswith("_VERIFY_KEY"):
+            assert base64.b64decode(made["data"][key]).decode() == value, key
 
 
 def test_a_new_secret_key_reaches_exactly_the_workloads_named(render: Render) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from campus_common.internal_auth import ISSUERS, TRUSTED, Verifier
 from campus_common.telemetry import TracingConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = "__generate__"
+# Under supervisord each process gets only its own variables (stack/scoped.sh): reading .env
+# back would hand it every other component's secrets.
+ENV_FILE = None if os.environ.get("CAMPUS_ENV_SCOPED") else ROOT / ".env"
 
 
 class PostgresDsn(BaseModel):
@@ -39,7 +44,7 @@ class CampusSettings(BaseSettings):
     """The flat `CAMPUS_*` variables shared by all services; each service subclasses it."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CAMPUS_", env_file=ROOT / ".env", extra="ignore", frozen=True
+        env_prefix="CAMPUS_", env_file=ENV_FILE, extra="ignore", frozen=True
     )
 
     environment: str = "development"
@@ -75,6 +80,12 @@ class CampusSettings(BaseSettings):
     documents_host: str = ""
     graph_host: str = ""
     timeseries_host: str = ""
+    # Public keys of the callers the internal services trust (not secrets; see internal_auth).
+    gateway_verify_key: str = ""
+    documents_verify_key: str = ""
+    graph_verify_key: str = ""
+    operator_verify_key: str = ""
+    connect_user: str = "campus"
     zipkin_host: str = ""
     # The Zipkin UI as a browser reaches it (the dashboard links traces there).
     zipkin_public_url: str = ""
@@ -108,6 +119,15 @@ class CampusSettings(BaseSettings):
     def kafka(self) -> KafkaConfig:
         """The broker address."""
         return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
+
+    def verifier(self, audience: str) -> Verifier:
+        """What checks the service tokens sent to `audience`."""
+        keys = {issuer: getattr(self, f"{issuer}_verify_key") for issuer in ISSUERS}
+        return Verifier(audience=audience, public_keys=keys)
+
+    def service_ports(self) -> dict[int, str]:
+        """Internal service by port, for the operator's clients (natively all on one host)."""
+        return {getattr(self, f"{name}_port"): name for name in TRUSTED}
 
     @property
     def tracing(self) -> TracingConfig:

@@ -25,6 +25,16 @@ class InvalidError(DomainError):
     status_code = 422
 
 
+class TooManyRequestsError(DomainError):
+    """Over a limit; the caller may retry after `retry_after` seconds."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class UnavailableError(DomainError):
     """A store or sibling service this request needs is down."""
 

@@ -7,12 +7,41 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
 
 from campus_common.consumer import ProjectionRunner
 from campus_common.errors import ConflictError, NotFoundError
+from campus_common.internal_auth import privileged_caller
 
 router = APIRouter(prefix="/projections", tags=["projections"])
+
+
+class PartitionRead(BaseModel):
+    topic: str
+    partition: int
+    committed: int | None
+    end: int | None
+    lag: int
+
+
+class ProjectionRead(BaseModel):
+    """What `describe` answers (the gateway adds `service` and, for its own, `connected`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    group_id: str
+    state: str
+    topics: list[str]
+    partitions: list[PartitionRead]
+    total_lag: int
+    time_lag_s: float | None
+    staleness_s: float | None
+    last_heartbeat_at: float | None
+    applied_total: int
+    last_applied_at: float | None
+    now: float
 
 
 def _runners(request: Request) -> Mapping[str, ProjectionRunner[Any]]:
@@ -57,18 +86,18 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=list[ProjectionRead])
 async def list_projections(request: Request) -> list[dict[str, Any]]:
     """Every projection this service runs."""
     return [await describe(r) for r in _runners(request).values()]
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=ProjectionRead)
 async def get_projection(name: str, request: Request) -> dict[str, Any]:
     return await describe(_get(request, name))
 
 
-@router.post("/{name}/pause")
+@router.post("/{name}/pause", response_model=ProjectionRead)
 async def pause(name: str, request: Request) -> dict[str, Any]:
     """Stop applying; Kafka keeps the records, lag grows."""
     runner = _get(request, name)
@@ -76,7 +105,7 @@ async def pause(name: str, request: Request) -> dict[str, Any]:
     return await describe(runner)
 
 
-@router.post("/{name}/rebuild", status_code=202)
+@router.post("/{name}/rebuild", status_code=202, response_model=ProjectionRead)
 async def rebuild(name: str, request: Request) -> dict[str, Any]:
     """Empty the store and replay every record from the start (lag shows the progress)."""
     runner = _get(request, name)
@@ -87,9 +116,14 @@ async def rebuild(name: str, request: Request) -> dict[str, Any]:
     return await describe(runner)
 
 
-@router.post("/{name}/resume")
+@router.post("/{name}/resume", response_model=ProjectionRead)
 async def resume(name: str, request: Request) -> dict[str, Any]:
     """Catch up from the committed offsets."""
     runner = _get(request, name)
     runner.resume()
     return await describe(runner)
+
+
+# What an internal service mounts: the same routes, for the operator or the gateway's admin only.
+internal_router = APIRouter(dependencies=[Depends(privileged_caller)])
+internal_router.include_router(router)

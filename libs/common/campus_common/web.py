@@ -7,17 +7,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campus_common import telemetry
-from campus_common.errors import DomainError
+from campus_common.errors import DomainError, TooManyRequestsError
+from campus_common.internal_auth import Verifier, internal_caller
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,36 @@ LATENCY = Histogram(
 MAX_BODY_BYTES = 1_000_000
 
 
+class DependencyRead(BaseModel):
+    status: Literal["ok", "down"]
+    latency_ms: float
+    error: str | None = None
+
+
+class HealthRead(BaseModel):
+    service: str
+    status: Literal["ok", "degraded"]
+    dependencies: dict[str, DependencyRead]
+
+
 def create_app(
     *,
     service: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     routers: list[APIRouter],
     title: str | None = None,
+    verifier: Callable[[], Verifier] | None = None,
 ) -> FastAPI:
-    """A service app with JSON errors, request metrics, /health and /metrics."""
+    """A service app with JSON errors, request metrics, /health and /metrics.
+
+    With `verifier` (every internal service), each route of `routers` answers only requests
+    carrying a service token from a caller it trusts; /health and /metrics stay open.
+    """
 
     @asynccontextmanager
     async def flushed(app: FastAPI) -> AsyncIterator[None]:
+        if verifier is not None:
+            app.state.verifier = verifier()
         async with lifespan(app):
             yield
         telemetry.shutdown()  # the last spans of a stopping service still reach Zipkin
@@ -70,7 +91,10 @@ def create_app(
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequestsError) else None
+        )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
@@ -87,7 +111,12 @@ def create_app(
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.get("/health", tags=["ops"])
+    @app.get(
+        "/health",
+        tags=["ops"],
+        response_model=HealthRead,
+        responses={503: {"model": HealthRead, "description": "a dependency is down"}},
+    )
     async def health() -> JSONResponse:
         checks: Mapping[str, HealthCheck] = app.state.health_checks
         results = await asyncio.gather(*(_run_check(fn) for fn in checks.values()))
@@ -102,8 +131,9 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    guard = [Depends(internal_caller)] if verifier is not None else []
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=guard)
     return app
 
 

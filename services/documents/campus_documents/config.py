@@ -8,6 +8,7 @@ from campus_common.config import CampusSettings
 
 class Settings(CampusSettings):
     docs_db_password: SecretStr
+    documents_signing_key: SecretStr
     docs_db_user: str = "campus_docs"
     docs_db_name: str = "campus"
     # FerretDB v1 only speaks PLAIN (passed through to PostgreSQL); MongoDB 7 (docker-compose)

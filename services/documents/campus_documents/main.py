@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from campus_common import telemetry
+from campus_common.internal_auth import ServiceAuth, Signer
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_documents import repository as repo
@@ -47,8 +48,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging("documents", settings.log_level)
     telemetry.setup(service="documents", config=settings.tracing, libraries=("pymongo", "aiokafka"))
     client: AsyncMongoClient[repo.Doc] = AsyncMongoClient(**settings.mongo_options())
+    signer = Signer(
+        issuer="documents", private_key=settings.documents_signing_key.get_secret_value()
+    )
     http = httpx.AsyncClient(
-        base_url=settings.service_url("users"), timeout=settings.users_timeout_s
+        base_url=settings.service_url("users"),
+        timeout=settings.users_timeout_s,
+        auth=ServiceAuth(signer, "users"),
     )
     relay: OutboxRelay | None = None
     preparing: asyncio.Task[None] | None = None
@@ -83,7 +89,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.close()
 
 
-app = create_app(service="documents", lifespan=lifespan, routers=[router])
+app = create_app(
+    service="documents",
+    lifespan=lifespan,
+    routers=[router],
+    verifier=lambda: get_settings().verifier("documents"),
+)
 
 
 @app.exception_handler(ConnectionFailure)

@@ -1,8 +1,8 @@
 """HTTP endpoints.
 
-Who acts: `X-User-Id` (set by the gateway after authentication) for PUT and DELETE; creates
-name their author in the body (`author_id`, a like's `user_id`), because the gateway, which
-alone knows who may act for whom (the admin), has already checked it.
+Who acts: the `sub` of the service token (signed by the gateway after it authenticated the
+user, see campus_common.internal_auth). Creates name their author in the body (`author_id`, a
+like's `user_id`), which must be that user unless the gateway acts for the admin.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
-from campus_common.errors import InvalidError, UnavailableError
+from campus_common.errors import ForbiddenError, InvalidError, UnavailableError
+from campus_common.internal_auth import InternalCaller, ensure_acts_as
 from campus_common.web import MAX_ID
 from campus_documents import service
 from campus_documents.schemas import (
@@ -34,14 +35,6 @@ GroupId = Annotated[int, Path(gt=0, le=MAX_ID)]
 PositiveId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=200)]
-Actor = Annotated[
-    int,
-    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="the acting user (set by the gateway)"),
-]
-OptionalActor = Annotated[
-    int | None,
-    Header(alias="X-User-Id", gt=0, le=MAX_ID, description="the liker if the body has none"),
-]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -64,6 +57,14 @@ async def get_users(request: Request) -> UsersClient:
     return request.app.state.users  # type: ignore[no-any-return]
 
 
+async def acting_user(caller: InternalCaller) -> int:
+    """The user the caller acts for; 403 when the token names none."""
+    if caller.user_id is None:
+        raise ForbiddenError("this needs a service token acting for a user")
+    return caller.user_id
+
+
+Actor = Annotated[int, Depends(acting_user)]
 StoreDep = Annotated[Store, Depends(get_store)]
 UsersDep = Annotated[UsersClient, Depends(get_users)]
 
@@ -75,9 +76,11 @@ async def create_group_post(
     response: Response,
     store: StoreDep,
     users: UsersDep,
+    caller: InternalCaller,
     key: IdempotencyKey = None,
 ) -> PostRead:
     """Post in a group; the author must be a member (asked of the users service)."""
+    ensure_acts_as(caller, body.author_id, action="post")
     post, replayed = await service.create_post(
         store=store, users=users, data=body, group_id=group_id, idempotency_key=key
     )
@@ -100,9 +103,11 @@ async def create_post(
     response: Response,
     store: StoreDep,
     users: UsersDep,
+    caller: InternalCaller,
     key: IdempotencyKey = None,
 ) -> PostRead:
     """Post with an optional group_id (membership is checked when it is given)."""
+    ensure_acts_as(caller, body.author_id, action="post")
     post, replayed = await service.create_post(
         store=store, users=users, data=body, group_id=body.group_id, idempotency_key=key
     )
@@ -147,17 +152,20 @@ async def delete_post(post_id: str, actor: Actor, store: StoreDep) -> None:
 async def like_post(
     post_id: str,
     store: StoreDep,
+    users: UsersDep,
+    caller: InternalCaller,
     body: Annotated[LikeCreate | None, Body()] = None,
-    actor: OptionalActor = None,
     key: IdempotencyKey = None,
 ) -> LikeRead:
-    """Like once per user (`user_id` in the body or `X-User-Id`); repeating changes nothing."""
+    """Like once per user (`user_id` in the body, else the acting user); repeating changes
+    nothing. In a group, only its members may like."""
     # A like is idempotent by nature, so an Idempotency-Key is accepted and needs no storage.
     del key
-    user_id = (body.user_id if body is not None else None) or actor
+    user_id = (body.user_id if body is not None else None) or caller.user_id
     if user_id is None:
-        raise InvalidError("who likes? give user_id in the body or the X-User-Id header")
-    return await service.like_post(store=store, post_id=post_id, user_id=user_id)
+        raise InvalidError("who likes? give user_id in the body")
+    ensure_acts_as(caller, user_id, action="like")
+    return await service.like_post(store=store, users=users, post_id=post_id, user_id=user_id)
 
 
 @router.post("/posts/{post_id}/comments", status_code=status.HTTP_201_CREATED, tags=["comments"])
@@ -166,10 +174,14 @@ async def add_comment(
     body: CommentCreate,
     response: Response,
     store: StoreDep,
+    users: UsersDep,
+    caller: InternalCaller,
     key: IdempotencyKey = None,
 ) -> CommentRead:
+    """Comment on a post; in a group, only its members may."""
+    ensure_acts_as(caller, body.author_id, action="comment")
     comment, replayed = await service.add_comment(
-        store=store, post_id=post_id, data=body, idempotency_key=key
+        store=store, users=users, post_id=post_id, data=body, idempotency_key=key
     )
     if replayed:
         response.headers[REPLAYED] = "true"

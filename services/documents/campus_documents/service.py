@@ -295,9 +295,22 @@ async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
     store.wake()
 
 
-async def like_post(*, store: Store, post_id: str, user_id: int) -> LikeRead:
+async def _ensure_member_of_post_group(
+    *, users: UsersClient, post: dict[str, Any], user_id: int
+) -> None:
+    # Comments and likes follow the post's group: only its members take part, as for posting.
+    group_id = post.get("group_id")
+    if group_id is not None and not await users.is_member(group_id=group_id, user_id=user_id):
+        raise ForbiddenError(NOT_A_MEMBER)
+
+
+async def like_post(*, store: Store, users: UsersClient, post_id: str, user_id: int) -> LikeRead:
     """Like a post once; liking again changes nothing and emits nothing."""
     oid = parse_id(post_id)
+    found = await repo.find_post(store.db, oid)
+    if found is None:
+        raise NotFoundError(f"post {post_id} not found")
+    await _ensure_member_of_post_group(users=users, post=found, user_id=user_id)
     async with store.locks.hold(str(oid)):
         post = await repo.find_post(store.db, oid, internal=True)
         if post is None:
@@ -335,6 +348,7 @@ async def like_post(*, store: Store, post_id: str, user_id: int) -> LikeRead:
 async def add_comment(
     *,
     store: Store,
+    users: UsersClient,
     post_id: str,
     data: CommentCreate,
     idempotency_key: str | None,
@@ -349,6 +363,7 @@ async def add_comment(
     post = await repo.find_post(store.db, oid)
     if post is None:
         raise NotFoundError(f"post {post_id} not found")
+    await _ensure_member_of_post_group(users=users, post=post, user_id=data.author_id)
     cid, at = ObjectId(), now()
     doc: dict[str, Any] = {
         "_id": cid,

@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from campus_common.config import CampusSettings
 
@@ -12,6 +12,8 @@ class Settings(CampusSettings):
     jwt_secret: SecretStr
     admin_email: str
     admin_password: SecretStr
+    gateway_signing_key: SecretStr
+    connect_password: SecretStr
 
     # Off for a replica that only serves requests (one projection per consumer group suffices).
     cache_projection_enabled: bool = True
@@ -28,6 +30,12 @@ class Settings(CampusSettings):
     rate_limit_window_s: int = 60
     rate_limit_per_address: int = 3000
     rate_limit_per_user: int = 600
+    # POST /auth/token: attempts per address per window, wrong passwords per account before
+    # the account is locked for `login_lockout_s` (from its first failure).
+    login_window_s: int = 60
+    login_limit_per_address: int = 300
+    login_failures_per_account: int = 10
+    login_lockout_s: int = 900
 
     upstream_connect_timeout_s: float = 1.0
     upstream_timeout_s: float = 5.0
@@ -35,6 +43,14 @@ class Settings(CampusSettings):
     upstream_max_connections: int = 200
     redis_timeout_s: float = 0.5
     redis_max_connections: int = 100
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # HS256 with a short key can be brute-forced offline from any one token (RFC 7518 3.2).
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("CAMPUS_JWT_SECRET must be at least 32 bytes")
+        return value
 
 
 @lru_cache

@@ -18,7 +18,7 @@ from campus_gateway import dashboard
 from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.consumers import CacheProjection
-from campus_gateway.ratelimit import RateLimiter
+from campus_gateway.ratelimit import LoginLimits, RateLimiter
 from campus_gateway.routes import admin, groups, ops, posts, social, users
 from campus_gateway.service import Gateway, ensure_admin
 from campus_gateway.upstream import Upstream, UpstreamError
@@ -43,6 +43,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         window_s=settings.rate_limit_window_s,
         per_address=settings.rate_limit_per_address,
         per_user=settings.rate_limit_per_user,
+        login=LoginLimits(
+            window_s=settings.login_window_s,
+            per_address=settings.login_limit_per_address,
+            failures_per_account=settings.login_failures_per_account,
+            lockout_s=settings.login_lockout_s,
+        ),
     )
     app.state.health_checks = _health_checks(gw)
     if settings.cache_projection_enabled:
@@ -129,7 +135,9 @@ app.openapi = _openapi_with_real_errors  # type: ignore[method-assign]
 
 @app.exception_handler(UpstreamError)
 async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
-    return JSONResponse(exc.body, status_code=exc.status_code)
+    # A service's 429 (the users service's argon2 queue is full) keeps its Retry-After.
+    headers = {"Retry-After": "1"} if exc.status_code == 429 else None
+    return JSONResponse(exc.body, status_code=exc.status_code, headers=headers)
 
 
 @app.exception_handler(CacheUnavailableError)

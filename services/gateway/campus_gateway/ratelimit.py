@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -38,6 +39,41 @@ return {retry, left}
 """
 
 
+# Logins. KEYS: the address's login counter, the address's override, the account's failures.
+# ARGV: window, per-address limit, failures allowed per account. Every attempt counts against
+# the address (an override of the address applies to its logins too); only failures count
+# against the account (`_FAILED`), so its owner's own logins never lock it.
+# Returns the seconds until the caller may retry (0 = allowed).
+_LOGIN = """
+local retry = 0
+local limit, window = tonumber(ARGV[2]), tonumber(ARGV[1])
+local o = redis.call('GET', KEYS[2])
+if o then
+  local ol, ow = string.match(o, '^(%d+):(%d+)$')
+  if ol then limit, window = tonumber(ol), tonumber(ow) end
+end
+if limit > 0 then
+  local n = redis.call('INCR', KEYS[1])
+  local ttl = redis.call('TTL', KEYS[1])
+  if n == 1 or ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], window)
+    ttl = window
+  end
+  if n > limit then retry = math.max(ttl, 1) end
+end
+local failures = tonumber(redis.call('GET', KEYS[3]) or '0')
+if failures >= tonumber(ARGV[3]) then
+  retry = math.max(retry, redis.call('TTL', KEYS[3]), 1)
+end
+return retry
+"""
+_FAILED = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     retry_after: int  # 0 when the request may go ahead
@@ -56,13 +92,55 @@ def override_key(scope: str, subject: str) -> str:
     return f"ratelimit:override:{scope}:{subject}"
 
 
+def account_key(account: str) -> str:
+    # Hashed: the limiter's keys should not list who has been trying to log in.
+    digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+    return f"ratelimit:login-account:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    window_s: int = 60
+    per_address: int = 300
+    failures_per_account: int = 10
+    lockout_s: int = 900
+
+
 class RateLimiter:
-    def __init__(self, cache: Cache, *, window_s: int, per_address: int, per_user: int) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        window_s: int,
+        per_address: int,
+        per_user: int,
+        login: LoginLimits | None = None,
+    ) -> None:
         self.cache = cache
         self.window_s = window_s
         self.per_address = per_address
         self.per_user = per_user
+        self.login = login or LoginLimits()
         self._script = cache.redis.register_script(_LIMIT)
+        self._login = cache.redis.register_script(_LOGIN)
+        self._failed = cache.redis.register_script(_FAILED)
+
+    async def check_login(self, *, address: str, account: str) -> Verdict:
+        """Count one login attempt. Fails closed: raises CacheUnavailableError while Redis is
+        down, because without the counters nothing would bound password guessing."""
+        keys = [
+            counter_key("login-addr", address),
+            override_key("addr", address),
+            account_key(account),
+        ]
+        args = [self.login.window_s, self.login.per_address, self.login.failures_per_account]
+        retry = await self.cache.guarded(lambda: self._login(keys=keys, args=args))
+        return Verdict(int(retry), -1)
+
+    async def login_failed(self, *, account: str) -> None:
+        """Record a wrong password for the account (its lockout window starts at the first)."""
+        key, lockout = account_key(account), self.login.lockout_s
+        await self.cache.guarded(lambda: self._failed(keys=[key], args=[lockout]))
 
     async def check(self, *, address: str, user_id: int | None) -> Verdict:
         """Count one request; fails open (allowed) while Redis is down."""

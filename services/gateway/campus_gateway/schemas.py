@@ -71,6 +71,9 @@ class UserUpdate(Body):
     full_name: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200, description="alias of full_name")
     password: str | None = Field(default=None, min_length=8, max_length=256)
+    current_password: str | None = Field(
+        default=None, max_length=256, description="required with a new password"
+    )
 
 
 class GroupCreate(Body):

@@ -13,6 +13,7 @@ import orjson
 
 from campus_common.consumer import ProjectionRunner
 from campus_common.errors import NotFoundError, UnavailableError
+from campus_gateway.auth import Principal
 from campus_gateway.cache import Cache, CacheUnavailableError, Kind
 from campus_gateway.config import Settings
 from campus_gateway.schemas import GroupProfile, LeaderboardEntry, UserProfile
@@ -109,6 +110,22 @@ async def user_exists(*, gw: Gateway, user_id: int) -> bool:
             return False
         raise
     return True
+
+
+PUBLIC_USER_FIELDS = ("id", "full_name", "created_at")
+
+
+def sees_private(caller: Principal | None, user_id: int) -> bool:
+    """Whether the caller may see the user's private fields (the email): the user or the admin."""
+    return caller is not None and (caller.admin or caller.user_id == user_id)
+
+
+def user_view(user: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
+    """A profile as this caller may see it: everything for its owner and the admin, else the
+    public profile (id, name, created_at)."""
+    if sees_private(caller, int(user["id"])):
+        return user
+    return {k: user[k] for k in PUBLIC_USER_FIELDS if k in user}
 
 
 def posts_in(body: Any) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import orjson
 
+from campus_common.internal_auth import Signer
+from campus_gateway.auth import Principal
 from campus_gateway.config import SERVICES, Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class Upstream:
             max_keepalive_connections=settings.upstream_max_connections,
         )
         self.retries = settings.upstream_retries
+        self.signer = Signer(
+            issuer="gateway", private_key=settings.gateway_signing_key.get_secret_value()
+        )
         self.clients = {
             name: httpx.AsyncClient(
                 base_url=settings.service_url(name),
@@ -86,9 +91,19 @@ class Upstream:
         params: QueryParams = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        actor: Principal | None = None,
     ) -> Reply:
-        """Send one request; 2xx → Reply, anything else → UpstreamError with a clear body."""
+        """Send one request signed for `service`, acting for `actor` (the verified caller, or
+        None for no user); 2xx → Reply, anything else → UpstreamError with a clear body."""
         client = self.clients[service]
+        headers = {
+            **(headers or {}),
+            **self.signer.headers(
+                audience=service,
+                user_id=actor.user_id if actor else None,
+                admin=actor.admin if actor else False,
+            ),
+        }
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             try:
@@ -152,12 +167,9 @@ def _error_from(service: str, resp: httpx.Response) -> UpstreamError:
     )
 
 
-def forwarded_headers(headers: Mapping[str, str], *, actor: int | None) -> dict[str, str]:
-    """What a service gets: a few client headers plus who is acting (never the token)."""
-    out = {h: headers[h] for h in FORWARDED_HEADERS if h in headers}
-    if actor is not None:
-        out["x-user-id"] = str(actor)
-    return out
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The few client headers a service gets (who acts travels in the signed service token)."""
+    return {h: headers[h] for h in FORWARDED_HEADERS if h in headers}
 
 
 # Response headers of a service that mean something to the client and pass the gateway.

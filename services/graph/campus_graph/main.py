@@ -19,6 +19,7 @@ from neo4j.exceptions import (
 
 from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
+from campus_common.internal_auth import ServiceAuth, Signer
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_graph import repository as repo
@@ -61,8 +62,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The outbox poll names properties that exist only while events are queued.
         notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
     )
+    signer = Signer(issuer="graph", private_key=settings.graph_signing_key.get_secret_value())
     users = httpx.AsyncClient(
-        base_url=settings.service_url("users"), timeout=settings.users_timeout_s
+        base_url=settings.service_url("users"),
+        timeout=settings.users_timeout_s,
+        auth=ServiceAuth(signer, "users"),
     )
     relay = OutboxRelay(
         driver=driver,
@@ -102,7 +106,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await driver.close()
 
 
-app = create_app(service="graph", lifespan=lifespan, routers=[router, projection_api.router])
+app = create_app(
+    service="graph",
+    lifespan=lifespan,
+    routers=[router, projection_api.internal_router],
+    verifier=lambda: get_settings().verifier("graph"),
+)
 
 
 async def _neo4j_unavailable(request: Request, exc: Exception) -> JSONResponse:

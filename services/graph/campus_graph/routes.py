@@ -9,6 +9,7 @@ import httpx
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from neo4j import AsyncDriver
 
+from campus_common.internal_auth import InternalCaller, ensure_acts_as
 from campus_common.web import MAX_ID
 from campus_graph import service
 from campus_graph.schemas import (
@@ -53,9 +54,16 @@ def _created(response: Response, created: bool) -> None:
 
 @router.post("/users/{user_id}/friends/{other_id}", tags=["friends"])
 async def add_friend(
-    user_id: Id, other_id: Id, response: Response, driver: Driver, users: Users, notify: Notify
+    user_id: Id,
+    other_id: Id,
+    response: Response,
+    driver: Driver,
+    users: Users,
+    notify: Notify,
+    caller: InternalCaller,
 ) -> FriendshipRead:
     """Make two users friends (both directions); 201 when new, 200 when they already were."""
+    ensure_acts_as(caller, user_id, action="add friends")
     read, created = await service.add_friend(
         driver=driver, users=users, notify=notify, user_id=user_id, other_id=other_id
     )
@@ -67,8 +75,9 @@ async def add_friend(
     "/users/{user_id}/friends/{other_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["friends"]
 )
 async def remove_friend(
-    user_id: Id, other_id: Id, driver: Driver, users: Users, notify: Notify
+    user_id: Id, other_id: Id, driver: Driver, users: Users, notify: Notify, caller: InternalCaller
 ) -> None:
+    ensure_acts_as(caller, user_id, action="remove friends")
     await service.remove_friend(
         driver=driver, users=users, notify=notify, user_id=user_id, other_id=other_id
     )
@@ -85,9 +94,15 @@ async def list_friends(
 
 @router.post("/follow", tags=["follows"])
 async def follow(
-    body: FollowCreate, response: Response, driver: Driver, users: Users, notify: Notify
+    body: FollowCreate,
+    response: Response,
+    driver: Driver,
+    users: Users,
+    notify: Notify,
+    caller: InternalCaller,
 ) -> FollowRead:
     """Follow a user; 201 when new, 200 when already following."""
+    ensure_acts_as(caller, body.follower_id, action="follow")
     read, created = await service.follow(
         driver=driver,
         users=users,
@@ -100,7 +115,10 @@ async def follow(
 
 
 @router.delete("/follow", status_code=status.HTTP_204_NO_CONTENT, tags=["follows"])
-async def unfollow(body: FollowCreate, driver: Driver, users: Users, notify: Notify) -> None:
+async def unfollow(
+    body: FollowCreate, driver: Driver, users: Users, notify: Notify, caller: InternalCaller
+) -> None:
+    ensure_acts_as(caller, body.follower_id, action="unfollow")
     await service.unfollow(
         driver=driver,
         users=users,

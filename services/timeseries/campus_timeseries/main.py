@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from campus_common import telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.logging import configure_logging
-from campus_common.projection_api import router as projection_router
+from campus_common.projection_api import internal_router as projection_router
 from campus_common.web import create_app
 from campus_timeseries import service
 from campus_timeseries.config import get_settings
@@ -70,4 +70,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-app = create_app(service="timeseries", lifespan=lifespan, routers=[router, projection_router])
+app = create_app(
+    service="timeseries",
+    lifespan=lifespan,
+    routers=[router, projection_router],
+    verifier=lambda: get_settings().verifier("timeseries"),
+)

@@ -8,11 +8,13 @@ import logging
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import Gauge
 
+from campus_common.internal_auth import privileged_caller
+
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["cdc"])
+router = APIRouter(tags=["cdc"], dependencies=[Depends(privileged_caller)])
 
 SLOT_RETAINED = Gauge(
     "campus_replication_slot_retained_bytes", "WAL the slot keeps from being recycled", ["slot"]

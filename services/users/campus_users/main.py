@@ -38,4 +38,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-app = create_app(service="users", lifespan=lifespan, routers=[router, cdc.router])
+app = create_app(
+    service="users",
+    lifespan=lifespan,
+    routers=[router, cdc.router],
+    verifier=lambda: get_settings().verifier("users"),
+)

@@ -41,6 +41,10 @@ async def get_login(conn: asyncpg.Connection, *, email: str) -> asyncpg.Record |
     return await conn.fetchrow("SELECT id, password_hash FROM users WHERE email = $1", email)
 
 
+async def get_password_hash(conn: asyncpg.Connection, *, user_id: int) -> str | None:
+    return await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+
+
 async def list_users(conn: asyncpg.Connection, *, after: int, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT {USER_COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit

@@ -5,7 +5,13 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from campus_common.errors import NotFoundError
+from campus_common.errors import ForbiddenError, NotFoundError
+from campus_common.internal_auth import (
+    Caller,
+    InternalCaller,
+    ensure_acts_as,
+    gateway_or_operator,
+)
 from campus_common.web import MAX_ID
 from campus_users import service
 from campus_users.schemas import (
@@ -55,17 +61,26 @@ async def get_user(user_id: Id, pool: Pool) -> UserRead:
 
 
 @router.put("/users/{user_id}", tags=["users"])
-async def update_user(user_id: Id, body: UserUpdate, pool: Pool) -> UserRead:
-    return await service.update_user(pool=pool, user_id=user_id, data=body)
+async def update_user(
+    user_id: Id, body: UserUpdate, pool: Pool, caller: InternalCaller
+) -> UserRead:
+    """Change email, name or password; a new password needs the current one (not for the admin)."""
+    ensure_acts_as(caller, user_id, action="edit a profile")
+    return await service.update_user(
+        pool=pool, user_id=user_id, data=body, check_current=not caller.privileged
+    )
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
-async def delete_user(user_id: Id, pool: Pool) -> None:
+async def delete_user(user_id: Id, pool: Pool, caller: InternalCaller) -> None:
+    ensure_acts_as(caller, user_id, action="delete an account")
     await service.delete_user(pool=pool, user_id=user_id)
 
 
 @router.post("/auth/verify", tags=["auth"])
-async def verify(body: Credentials, pool: Pool) -> UserRead:
+async def verify(
+    body: Credentials, pool: Pool, _: Annotated[Caller, Depends(gateway_or_operator)]
+) -> UserRead:
     """Check a password here, so the hash never leaves this service."""
     user = await service.verify_credentials(
         pool=pool, email=str(body.email), password=body.password
@@ -103,7 +118,12 @@ async def get_group(group_id: Id, pool: Pool) -> GroupRead:
 @router.post(
     "/groups/{group_id}/members", status_code=status.HTTP_201_CREATED, tags=["memberships"]
 )
-async def join_group(group_id: Id, body: MembershipCreate, pool: Pool) -> MembershipRead:
+async def join_group(
+    group_id: Id, body: MembershipCreate, pool: Pool, caller: InternalCaller
+) -> MembershipRead:
+    ensure_acts_as(caller, body.user_id, action="join a group")
+    if body.role != "member" and not caller.privileged:
+        raise ForbiddenError(f"only the admin may grant the role {body.role!r}")
     return await service.join_group(pool=pool, group_id=group_id, data=body)
 
 
@@ -122,5 +142,6 @@ async def get_membership(group_id: Id, user_id: Id, pool: Pool) -> MembershipRea
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["memberships"],
 )
-async def leave_group(group_id: Id, user_id: Id, pool: Pool) -> None:
+async def leave_group(group_id: Id, user_id: Id, pool: Pool, caller: InternalCaller) -> None:
+    ensure_acts_as(caller, user_id, action="leave a group")
     await service.leave_group(pool=pool, group_id=group_id, user_id=user_id)

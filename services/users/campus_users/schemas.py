@@ -46,6 +46,9 @@ class UserUpdate(Strict):
     email: EmailStr | None = None
     full_name: Text | None = Field(default=None, min_length=1, max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=256)
+    current_password: str | None = Field(
+        default=None, min_length=1, max_length=256, description="required to set a new password"
+    )
 
     @model_validator(mode="before")
     @classmethod

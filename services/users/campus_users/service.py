@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from argon2 import PasswordHasher
@@ -10,7 +12,13 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from starlette.concurrency import run_in_threadpool
 
 from campus_common import telemetry
-from campus_common.errors import ConflictError, InvalidError, NotFoundError
+from campus_common.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from campus_common.telemetry import current_traceparent
 from campus_users import repository as repo
 from campus_users.schemas import (
@@ -24,16 +32,37 @@ from campus_users.schemas import (
     UserUpdate,
 )
 
+T = TypeVar("T")
 _hasher = PasswordHasher()
+# Each argon2 call takes 64 MiB and a core for a while: at most this many run at once, and a
+# request that cannot get a slot soon is told to retry (429) instead of piling up memory.
+ARGON2_SLOTS = 2
+ARGON2_WAIT_S = 5.0
+_argon2_slots = asyncio.Semaphore(ARGON2_SLOTS)
 # Verifying against this keeps an unknown email as slow as a wrong password (no user probing).
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
+async def _argon2(fn: Callable[..., T], *args: str) -> T:
+    """Run an argon2 call in a worker thread, in one of the few slots."""
+    try:
+        await asyncio.wait_for(_argon2_slots.acquire(), ARGON2_WAIT_S)
+    except TimeoutError as exc:
+        raise TooManyRequestsError(
+            "too many password checks in progress, retry shortly", retry_after=1
+        ) from exc
+    try:
+        # argon2 is deliberately CPU-heavy: keep it off the event loop.
+        return await run_in_threadpool(fn, *args)
+    finally:
+        _argon2_slots.release()
+
+
 async def _hash(password: str) -> str:
-    # argon2 is deliberately CPU-heavy: keep it off the event loop. Its own span, because it is
-    # most of a registration's time and would otherwise be an unexplained gap in the trace.
+    # Its own span, because it is most of a registration's time and would otherwise be an
+    # unexplained gap in the trace.
     with telemetry.tracer(__name__).start_as_current_span("argon2 hash"):
-        return await run_in_threadpool(_hasher.hash, password)
+        return await _argon2(_hasher.hash, password)
 
 
 async def create_user(*, pool: asyncpg.Pool, data: UserCreate) -> UserRead:
@@ -79,11 +108,17 @@ async def list_users(*, pool: asyncpg.Pool, after: int, limit: int) -> Page[User
     return Page[UserRead](items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
-async def update_user(*, pool: asyncpg.Pool, user_id: int, data: UserUpdate) -> UserRead:
-    """Change email, name or password."""
-    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude_none=True)
+async def update_user(
+    *, pool: asyncpg.Pool, user_id: int, data: UserUpdate, check_current: bool = True
+) -> UserRead:
+    """Change email, name or password; a new password needs the current one if `check_current`."""
+    changes: dict[str, Any] = data.model_dump(
+        exclude_unset=True, exclude_none=True, exclude={"current_password"}
+    )
     if "email" in changes:
         changes["email"] = str(changes["email"])
+    if "password" in changes and check_current:
+        await _check_current_password(pool=pool, user_id=user_id, password=data.current_password)
     if "password" in changes:
         changes["password_hash"] = await _hash(changes.pop("password"))
     try:
@@ -96,6 +131,22 @@ async def update_user(*, pool: asyncpg.Pool, user_id: int, data: UserUpdate) -> 
     if row is None:
         raise NotFoundError(f"user {user_id} not found")
     return UserRead(**dict(row))
+
+
+async def _check_current_password(
+    *, pool: asyncpg.Pool, user_id: int, password: str | None
+) -> None:
+    # Whoever holds a stolen session token must not be able to take the account over for good.
+    if not password:
+        raise InvalidError("current_password is required to set a new password")
+    async with pool.acquire() as conn:
+        stored = await repo.get_password_hash(conn, user_id=user_id)
+    if stored is None:
+        raise NotFoundError(f"user {user_id} not found")
+    try:
+        await _argon2(_hasher.verify, stored, password)
+    except (VerifyMismatchError, InvalidHashError) as exc:
+        raise ForbiddenError("current_password is wrong") from exc
 
 
 async def delete_user(*, pool: asyncpg.Pool, user_id: int) -> None:
@@ -111,7 +162,7 @@ async def verify_credentials(*, pool: asyncpg.Pool, email: str, password: str) -
         row = await repo.get_login(conn, email=email)
     stored = row["password_hash"] if row else _DUMMY_HASH
     try:
-        await run_in_threadpool(_hasher.verify, stored, password)
+        await _argon2(_hasher.verify, stored, password)
     except (VerifyMismatchError, InvalidHashError):
         return None
     if row is None:

@@ -17,15 +17,17 @@ import pytest
 from tests.e2e.security.security_helpers import PASSWORD, Account, register
 from tests.helpers import unique_email
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(180)]
 
 Role = Literal["anonymous", "other", "user", "admin"]
 # Refusals first: a cell that wrongly succeeded would otherwise change what the next one sees.
 ROLES: tuple[Role, ...] = ("anonymous", "other", "user", "admin")
 WRITE_METHODS = {"post", "put", "patch", "delete"}
-# A projection that does not exist: the admin passes authorization and gets a 404, instead of
-# pausing or rebuilding a real projection under the other tests' feet.
-NO_PROJECTION = "no-such-projection"
+# Real projections, so the admin's cells run the success paths: the gateway's own `cache` for
+# its /projections routes (pause, then resume, then rebuild: the resume cell undoes the pause),
+# and the graph service's `graph` behind /admin/consumers (resume: a no-op while it runs).
+GATEWAY_PROJECTION = "cache"
+REMOTE_PROJECTION = "graph"
 
 
 @dataclass(frozen=True)
@@ -171,12 +173,12 @@ async def _unfollow(w: World) -> Call:
 
 
 async def _consumer_control(w: World) -> Call:
-    return Call("POST", f"/admin/consumers/{NO_PROJECTION}/resume", w.alice)
+    return Call("POST", f"/admin/consumers/{REMOTE_PROJECTION}/resume", w.alice)
 
 
 def _projection_control(action: str) -> Callable[[World], Awaitable[Call]]:
     async def prepare(w: World) -> Call:
-        return Call("POST", f"/projections/{NO_PROJECTION}/{action}", w.alice)
+        return Call("POST", f"/projections/{GATEWAY_PROJECTION}/{action}", w.alice)
 
     return prepare
 
@@ -191,7 +193,6 @@ async def _clear_limit(w: World) -> Call:
     return Call("DELETE", f"/admin/rate-limits/user/{w.alice.id}", w.alice)
 
 
-NOT_FOUND = frozenset({404})
 RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/token"): Rule("public", _token),
     ("POST", "/users"): Rule("public", _register),
@@ -210,12 +211,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/users/{user_id}/friends/{other_id}"): Rule("self", _unfriend),
     ("POST", "/follow"): Rule("self", _follow),
     ("DELETE", "/follow"): Rule("self", _unfollow),
-    ("POST", "/admin/consumers/{name}/{action}"): Rule("admin", _consumer_control, NOT_FOUND),
-    ("POST", "/projections/{name}/pause"): Rule("admin", _projection_control("pause"), NOT_FOUND),
-    ("POST", "/projections/{name}/resume"): Rule("admin", _projection_control("resume"), NOT_FOUND),
-    ("POST", "/projections/{name}/rebuild"): Rule(
-        "admin", _projection_control("rebuild"), NOT_FOUND
-    ),
+    ("POST", "/admin/consumers/{name}/{action}"): Rule("admin", _consumer_control),
+    ("POST", "/projections/{name}/pause"): Rule("admin", _projection_control("pause")),
+    ("POST", "/projections/{name}/resume"): Rule("admin", _projection_control("resume")),
+    ("POST", "/projections/{name}/rebuild"): Rule("admin", _projection_control("rebuild")),
     ("PUT", "/admin/rate-limits/{scope}/{subject}"): Rule("admin", _set_limit),
     ("DELETE", "/admin/rate-limits/{scope}/{subject}"): Rule("admin", _clear_limit),
 }
@@ -279,7 +278,9 @@ async def test_authorization_matrix(world: World) -> None:
                 if resp.status_code >= 400:
                     assert "detail" in resp.json(), (method, template, resp.text)
     finally:
-        await world.http.delete(
-            f"/admin/rate-limits/user/{world.alice.id}", headers=world.admin.auth
-        )
+        admin = world.admin.auth
+        await world.http.delete(f"/admin/rate-limits/user/{world.alice.id}", headers=admin)
+        # Never leave a projection paused for the tests after this one.
+        await world.http.post(f"/projections/{GATEWAY_PROJECTION}/resume", headers=admin)
+        await world.http.post(f"/admin/consumers/{REMOTE_PROJECTION}/resume", headers=admin)
     assert not mismatches, "\n".join(mismatches)

@@ -21,7 +21,7 @@ from tests.conftest import StackSettings
 from tests.e2e.security.security_helpers import PASSWORD, Account, register
 from tests.helpers import eventually, unique_email
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(180)]
 
 SQL = [
     "'; DROP TABLE users; --",
@@ -138,7 +138,7 @@ async def test_cypher_payloads_reach_neo4j_as_literal_names(
     for person, payload in zip(people, CYPHER, strict=True):
         await _projected(neo4j, "User", person.id, full_name=payload)
     await _projected(neo4j, "Group", group_id, name=CYPHER[0], course_code=CYPHER[1][:50])
-    friends = (await gw.get(f"/users/{user.id}/friends")).json()["items"]
+    friends = (await gw.get(f"/users/{user.id}/friends", headers=user.auth)).json()["items"]
     assert {f["full_name"] for f in friends} == set(CYPHER)
 
     # Ids with quotes and braces never reach a query: the gateway wants integers.
@@ -147,7 +147,7 @@ async def test_cypher_payloads_reach_neo4j_as_literal_names(
         "/recommendations/users/1%7D/friends",
         "/recommendations/users/1/friends?strategy=mutual'%7D)%20DETACH%20DELETE%20n",
     ):
-        assert (await gw.get(path)).status_code in (404, 422), path
+        assert (await gw.get(path, headers=user.auth)).status_code in (404, 422), path
     r = await gw.post("/follow", json={"followee_id": "1}) DETACH DELETE n //"}, headers=user.auth)
     assert r.status_code == 422, r.text
 

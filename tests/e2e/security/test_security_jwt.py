@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import StackSettings
 from tests.e2e.security.security_helpers import Account
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(120)]
 
 WRITE = ("POST", "/groups", {"name": "JWT probe", "course_code": "SEC-J"})
 

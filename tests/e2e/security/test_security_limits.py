@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.security.security_helpers import Account
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.timeout(120)]
 
 QUOTA = 20
 BURST = 60

@@ -18,6 +18,7 @@ from docs_support import EventTail, Instance, Member, free_port, join, new_group
 from pymongo import AsyncMongoClient
 
 from campus_common import topics
+from campus_common.internal_auth import OperatorAuth
 from campus_common.kafka import ensure_topics
 from campus_documents.config import Settings
 from tests.conftest import ROOT, StackSettings
@@ -119,6 +120,9 @@ async def start_instance(
 
     async def start(**env: str) -> Instance:
         port = free_port()
+        # The operator's client signs for this instance too (its audience is "documents").
+        assert isinstance(http.auth, OperatorAuth)
+        http.auth.ports[port] = "documents"
         environ = os.environ | {f"CAMPUS_{k.upper()}": v for k, v in env.items()}
         environ["CAMPUS_DOCUMENTS_PORT"] = str(port)
         process = await asyncio.create_subprocess_exec(

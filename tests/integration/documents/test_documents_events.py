@@ -166,7 +166,11 @@ async def test_a_crash_between_publish_and_clear_republishes_the_same_event_id(
     mongo: AsyncMongoClient[Any],
 ) -> None:
     db = mongo[scratch_db]
-    users = UsersClient(httpx.AsyncClient(base_url=stack.service_url("users"), timeout=5))
+    users = UsersClient(
+        httpx.AsyncClient(
+            base_url=stack.service_url("users"), timeout=5, auth=stack.operator_auth()
+        )
+    )
     post, _ = await create_post(
         store=Store(db=db),
         users=users,

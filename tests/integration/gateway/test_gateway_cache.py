@@ -105,9 +105,9 @@ async def test_member_count_follows_joins(
 
 
 async def test_cache_status_reports_ratio_keys_memory_and_lag(
-    http: httpx.AsyncClient, gw: str
+    http: httpx.AsyncClient, gw: str, admin: Account
 ) -> None:
-    status = (await http.get(f"{gw}/cache-status")).json()
+    status = (await http.get(f"{gw}/cache-status", headers=admin.auth)).json()
     redis = status["redis"]
     assert redis["hits"] >= 0 and redis["misses"] >= 0
     assert redis["hit_ratio"] is None or 0 <= redis["hit_ratio"] <= 1

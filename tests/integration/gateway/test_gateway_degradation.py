@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from gateway_helpers import Account, register
+from gateway_helpers import PASSWORD, Account, register
 from redis.asyncio import Redis
 
 from tests.conftest import ROOT, StackSettings
@@ -37,7 +37,7 @@ def supervise(action: str, name: str) -> None:
 
 
 async def test_redis_down_profiles_still_served_leaderboard_503(
-    http: httpx.AsyncClient, gw: str, account: Account, redis: Redis
+    http: httpx.AsyncClient, gw: str, account: Account, admin: Account, redis: Redis
 ) -> None:
     url = f"{gw}/users/{account.id}"
     await http.get(url)
@@ -65,8 +65,15 @@ async def test_redis_down_profiles_still_served_leaderboard_503(
         assert health.status_code == 503
         deps = health.json()["dependencies"]
         assert deps["redis"]["status"] == "down" and deps["users"]["status"] == "ok"
-        status = (await http.get(f"{gw}/cache-status")).json()
+        status = (await http.get(f"{gw}/cache-status", headers=admin.auth)).json()
         assert status["redis"]["status"] == "down"
+
+        # Login fails closed: without Redis nothing would count password guesses.
+        refused = await http.post(
+            f"{gw}/auth/token", data={"username": account.email, "password": PASSWORD}
+        )
+        assert refused.status_code == 503, refused.text
+        assert "Redis" in refused.json()["detail"]
     finally:
         supervise("start", "redis")
     await eventually(redis.ping, timeout=30, interval=0.5)
@@ -153,9 +160,9 @@ async def test_unreachable_services_answer_503_and_the_rest_works(
     ).status_code == 201
 
     checks = [
-        ("GET", f"/recommendations/users/{account.id}/friends", None, None, "graph"),
+        ("GET", f"/recommendations/users/{account.id}/friends", None, account.auth, "graph"),
         ("POST", f"/users/{account.id}/friends/{other.id}", None, account.auth, "graph"),
-        ("GET", "/relationships", None, None, "graph"),
+        ("GET", "/relationships", None, account.auth, "graph"),
         ("GET", f"/groups/{group_id}/posts/feed", None, None, "documents"),
         ("POST", "/posts", {"title": "t"}, account.auth, "documents"),
         ("GET", "/analytics", None, None, "timeseries"),

@@ -27,7 +27,7 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     assert resp.status_code == 201, resp.text
     resp = await http.post(f"{gw}/users/{bob.id}/friends/{carol.id}", headers=bob.auth)
     assert resp.status_code == 201, resp.text
-    friends = (await http.get(f"{gw}/users/{alice.id}/friends")).json()
+    friends = (await http.get(f"{gw}/users/{alice.id}/friends", headers=alice.auth)).json()
     assert [f["id"] for f in friends["items"]] == [bob.id]
 
     group = await http.post(
@@ -67,7 +67,7 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     assert item["group"]["name"] == "Advanced Databases Study Group"
 
     async def friend_suggestions() -> list[int]:
-        resp = await http.get(f"{gw}/recommendations/users/{alice.id}/friends")
+        resp = await http.get(f"{gw}/recommendations/users/{alice.id}/friends", headers=alice.auth)
         assert resp.status_code == 200, resp.text
         return [s["id"] for s in resp.json()]
 
@@ -75,7 +75,7 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
 
     # Carol's friend Bob is in the group; Carol is not: it is suggested to her.
     async def group_suggestions() -> list[int]:
-        resp = await http.get(f"{gw}/recommendations/users/{carol.id}/groups")
+        resp = await http.get(f"{gw}/recommendations/users/{carol.id}/groups", headers=carol.auth)
         assert resp.status_code == 200, resp.text
         return [g["id"] for g in resp.json()]
 
@@ -89,14 +89,14 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     assert await eventually(alice_points, until=lambda p: p == 16) == 16
 
     async def activity() -> list[str]:
-        rows = (await http.get(f"{gw}/groups/{group_id}/activity")).json()
+        rows = (await http.get(f"{gw}/groups/{group_id}/activity", headers=bob.auth)).json()
         return [row["type"] for row in rows]
 
     assert await eventually(activity, until=lambda t: t == ["post", "join", "join"])
 
 
 async def test_polyglot_demo_walkthrough(
-    http: httpx.AsyncClient, gw: str, account: Account
+    http: httpx.AsyncClient, gw: str, account: Account, admin: Account
 ) -> None:
     """Brief 001: users CRUD, flat posts, comments and likes, follows, analytics, cache status."""
     fan = await register(http, gw, name="Follower")
@@ -145,7 +145,8 @@ async def test_polyglot_demo_walkthrough(
     assert follow.status_code == 201, follow.text
 
     async def follows() -> list[tuple[int, int]]:
-        rels = (await http.get(f"{gw}/relationships", params={"limit": 500})).json()["items"]
+        rels = await http.get(f"{gw}/relationships", params={"limit": 500}, headers=fan.auth)
+        rels = rels.json()["items"]
         pages = [(r["from_id"], r["to_id"]) for r in rels if r["type"] == "FOLLOWS"]
         return pages
 
@@ -153,7 +154,7 @@ async def test_polyglot_demo_walkthrough(
     # follower's own view of the graph when it is not on the first page.
     edges = await follows()
     if (fan.id, account.id) not in edges:
-        graph = (await http.get(f"{gw}/graph", params={"limit": 2000})).json()
+        graph = (await http.get(f"{gw}/graph", params={"limit": 2000}, headers=admin.auth)).json()
         assert any(
             e["type"] == "FOLLOWS" and e["source"].endswith(str(fan.id)) for e in graph["edges"]
         )
@@ -161,7 +162,7 @@ async def test_polyglot_demo_walkthrough(
     analytics = await http.get(f"{gw}/analytics")
     assert analytics.status_code == 200, analytics.text
 
-    status = (await http.get(f"{gw}/cache-status")).json()
+    status = (await http.get(f"{gw}/cache-status", headers=admin.auth)).json()
     assert status["redis"]["status"] == "ok"
     assert status["projection"]["name"] == "cache"
 

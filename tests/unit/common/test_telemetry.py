@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from campus_common import telemetry
+from campus_common import consumer, telemetry
 from campus_common.config import KafkaConfig
 from campus_common.consumer import Delivered, Projection, ProjectionRunner
 
@@ -114,19 +114,38 @@ def test_a_batch_links_every_write_and_each_write_gets_a_span_in_its_own_trace()
     with runner._traced(records, _delivered(records)):
         pass
     spans = exporter.get_finished_spans()
-    (batch,) = [s for s in spans if s.parent is None]
+    (batch,) = [s for s in spans if "messaging.kafka.offset" not in (s.attributes or {})]
+    assert batch.parent is None
     assert {format(link.context.trace_id, "032x") for link in batch.links} == {
         TRACE,
         "11111111111111111111111111111111",
     }
     assert batch.attributes is not None
     assert batch.attributes["messaging.batch.message_count"] == 3
-    children = [s for s in spans if s.parent is not None]
-    assert sorted(format(s.context.trace_id, "032x") for s in children) == sorted(
+    per_write = [s for s in spans if s is not batch]
+    traced = [s for s in per_write if s.parent is not None]
+    assert sorted(format(s.context.trace_id, "032x") for s in traced) == sorted(
         [TRACE, "11111111111111111111111111111111"]
     )
-    for child in children:
-        assert [link.context.span_id for link in child.links] == [batch.context.span_id]
+    # The untraced change (a psql UPDATE) starts a trace of its own, named by its key.
+    (untraced,) = [s for s in per_write if s.parent is None]
+    assert format(untraced.context.trace_id, "032x") not in {TRACE, "1" * 32}
+    assert untraced.context.trace_id != batch.context.trace_id
+    assert untraced.attributes is not None
+    assert untraced.attributes["messaging.kafka.offset"] == 2
+    for span in per_write:
+        assert [link.context.span_id for link in span.links] == [batch.context.span_id]
+
+
+def test_a_backlog_sized_batch_leaves_untraced_changes_to_the_batch_trace() -> None:
+    runner, exporter = _runner()
+    n = consumer.UNTRACED_SPANS_PER_BATCH + 1
+    records = [change(None, offset=i) for i in range(n)]
+    with runner._traced(records, _delivered(records)):
+        pass
+    (batch,) = exporter.get_finished_spans()
+    assert batch.attributes is not None
+    assert batch.attributes["messaging.batch.message_count"] == n
 
 
 def test_heartbeats_are_not_traced() -> None:

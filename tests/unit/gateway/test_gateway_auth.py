@@ -12,6 +12,7 @@ from fastapi import HTTPException
 from pydantic import SecretStr
 
 from campus_common.errors import ForbiddenError
+from campus_common.internal_auth import generate_keypair
 from campus_gateway.auth import (
     Principal,
     decode_token,
@@ -33,6 +34,8 @@ def settings() -> Settings:
         jwt_secret=SecretStr(SECRET),
         admin_email="Admin@Campus.example",
         admin_password=SecretStr("admin-password-1"),
+        gateway_signing_key=SecretStr(generate_keypair()[0]),
+        connect_password=SecretStr("c" * 12),
         jwt_ttl_s=60,
     )
 

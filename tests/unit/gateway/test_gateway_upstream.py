@@ -4,9 +4,11 @@ The services are stood in for by httpx.MockTransport; the forwarding code is the
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 from pydantic import SecretStr
 
+from campus_gateway.auth import Principal
 from campus_gateway.config import Settings
 from campus_gateway.upstream import Upstream, UpstreamError, forwarded_headers
 
@@ -115,7 +117,29 @@ async def test_query_parameters_and_204() -> None:
     await up.aclose()
 
 
-def test_forwarded_headers_carry_the_actor_never_the_token() -> None:
-    incoming = {"authorization": "Bearer secret", "idempotency-key": "k1", "cookie": "c"}
-    assert forwarded_headers(incoming, actor=5) == {"idempotency-key": "k1", "x-user-id": "5"}
-    assert forwarded_headers({}, actor=None) == {}
+def test_forwarded_headers_carry_neither_the_token_nor_an_actor() -> None:
+    incoming = {
+        "authorization": "Bearer secret",
+        "idempotency-key": "k1",
+        "cookie": "c",
+        "x-user-id": "1",
+    }
+    assert forwarded_headers(incoming) == {"idempotency-key": "k1"}
+    assert forwarded_headers({}) == {}
+
+
+async def test_every_call_is_signed_for_its_service_with_the_actor_in_the_token() -> None:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"].removeprefix("Bearer "))
+        return httpx.Response(200, json={})
+
+    up = upstream(httpx.MockTransport(handle))
+    await up.call("graph", "GET", "/graph", actor=Principal(user_id=7, admin=True))
+    await up.call("users", "GET", "/users/1")
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in seen]
+    assert claims[0]["aud"] == "graph" and claims[0]["sub"] == "7" and claims[0]["admin"] is True
+    assert claims[0]["iss"] == "gateway" and jwt.get_unverified_header(seen[0])["alg"] == "EdDSA"
+    assert claims[1]["aud"] == "users" and "sub" not in claims[1]
+    await up.aclose()

@@ -107,6 +107,8 @@ sibling service lives. The same names as .env.example and docker-compose.yml.
   value: {{ $e.connect.host | quote }}
 - name: CAMPUS_CONNECT_PORT
   value: {{ $e.connect.port | quote }}
+- name: CAMPUS_CONNECT_USER
+  value: {{ $e.connect.user | quote }}
 - name: CAMPUS_NEO4J_HOST
   value: {{ $e.neo4j.host | quote }}
 - name: CAMPUS_NEO4J_BOLT_PORT
@@ -210,4 +212,50 @@ imagePullSecrets:
   - name: {{ . }}
   {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Ed25519 keys in the form internal_auth.py reads: the raw 32-byte key (private seed or public
+key) as unpadded base64url, 43 characters. Sprig only speaks PEM, so the bytes are cut out:
+- a PKCS#8 Ed25519 private key is a fixed 16-byte prefix and then the 32-byte seed (RFC 8410);
+- sprig cannot print a public key, but it can sign a certificate with a given private key, and
+  the certificate's SubjectPublicKeyInfo holds the public key right after its fixed header
+  (OID 1.3.101.112, then a 33-byte BIT STRING with no unused bits: 06 03 2b 65 70 03 21 00).
+  That header occurs once: elsewhere the same OID is followed by a Name or the signature's
+  64-byte BIT STRING (03 41 00).
+tests/unit/test_helm_chart.py signs and verifies tokens with rendered pairs using the project's
+own Signer and Verifier, so a change in sprig's output fails there, not in a cluster.
+*/}}
+{{- define "campusconnect.ed25519.pkcs8Prefix" -}}
+{{- b64dec "MC4CAQAwBQYDK2VwBCIEIA==" -}}
+{{- end -}}
+
+{{/* A new Ed25519 private key, raw and base64url. */}}
+{{- define "campusconnect.ed25519.new" -}}
+{{- $pem := genPrivateKey "ed25519" -}}
+{{- $der := $pem | replace "-----BEGIN PRIVATE KEY-----" "" | replace "-----END PRIVATE KEY-----" "" | nospace | b64dec -}}
+{{- if or (ne (len $der) 48) (ne (substr 0 16 $der) (include "campusconnect.ed25519.pkcs8Prefix" .)) -}}
+{{- fail "genPrivateKey \"ed25519\" did not return a PKCS#8 Ed25519 key: set the *_SIGNING_KEY values yourself (deploy/helm/credentials.sh)" -}}
+{{- end -}}
+{{- substr 16 48 $der | b64enc | replace "+" "-" | replace "/" "_" | trimSuffix "=" -}}
+{{- end -}}
+
+{{/* Fails unless (dict "key" NAME "value" V) is a raw Ed25519 key in unpadded base64url. */}}
+{{- define "campusconnect.ed25519.check" -}}
+{{- if not (regexMatch "^[A-Za-z0-9_-]{43}$" .value) -}}
+{{- fail (printf "%s must be a raw Ed25519 key as unpadded base64url (43 characters), as deploy/helm/credentials.sh writes it" .key) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The public key (base64url) of a raw base64url Ed25519 private key. */}}
+{{- define "campusconnect.ed25519.public" -}}
+{{- $seed := printf "%s=" (. | replace "-" "+" | replace "_" "/") | b64dec -}}
+{{- $pem := printf "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" (printf "%s%s" (include "campusconnect.ed25519.pkcs8Prefix" .) $seed | b64enc) -}}
+{{- $cert := genSelfSignedCertWithKey "campusconnect-key-derivation" nil nil 1 $pem -}}
+{{- $der := $cert.Cert | replace "-----BEGIN CERTIFICATE-----" "" | replace "-----END CERTIFICATE-----" "" | nospace | b64dec -}}
+{{- $parts := splitList "\x06\x03\x2b\x65\x70\x03\x21\x00" $der -}}
+{{- if ne (len $parts) 2 -}}
+{{- fail "could not read the Ed25519 public key back from sprig's certificate: set the *_VERIFY_KEY values yourself (deploy/helm/credentials.sh)" -}}
+{{- end -}}
+{{- index $parts 1 | substr 0 32 | b64enc | replace "+" "-" | replace "/" "_" | trimSuffix "=" -}}
 {{- end -}}

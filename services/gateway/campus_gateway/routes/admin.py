@@ -9,14 +9,20 @@ from fastapi import APIRouter, Depends, Path, Request, status
 
 from campus_common import projection_api
 from campus_common.errors import NotFoundError
+from campus_gateway import contract
+from campus_gateway.auth import Principal
+from campus_gateway.contract import errors
 from campus_gateway.ratelimit import RateLimiter
-from campus_gateway.routes.deps import Gw, admin_principal, rate_limited
+from campus_gateway.routes.deps import Admin, Gw, admin_principal, rate_limited
 from campus_gateway.schemas import RateLimitOverride
 from campus_gateway.service import Gateway
 from campus_gateway.upstream import UpstreamError
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=[Depends(rate_limited), Depends(admin_principal)]
+    responses=errors(),
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(rate_limited), Depends(admin_principal)],
 )
 # Services that run a projection named after themselves (the gateway runs `cache`).
 PROJECTION_SERVICES = ("graph", "timeseries")
@@ -26,18 +32,18 @@ Scope = Literal["user", "address"]
 Subject = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Fa-f.:]+$")]
 
 
-@router.get("/consumers")
-async def consumers(gw: Gw) -> list[dict[str, Any]]:
+@router.get("/consumers", response_model=list[contract.ProjectionState])
+async def consumers(gw: Gw, admin: Admin) -> list[dict[str, Any]]:
     """Every projection: group, state, per-partition committed/end/lag, time lag, staleness."""
     local = [
         {**await projection_api.describe(r), "service": "gateway"} for r in gw.projections.values()
     ]
-    remote = await asyncio.gather(*(_remote(gw, svc) for svc in PROJECTION_SERVICES))
+    remote = await asyncio.gather(*(_remote(gw, svc, admin) for svc in PROJECTION_SERVICES))
     return local + [p for found in remote for p in found]
 
 
-@router.post("/consumers/{name}/{action}")
-async def control(name: ProjectionName, action: Action, gw: Gw) -> dict[str, Any]:
+@router.post("/consumers/{name}/{action}", response_model=contract.ProjectionState)
+async def control(name: ProjectionName, action: Action, gw: Gw, admin: Admin) -> dict[str, Any]:
     """Pause, resume or rebuild one projection wherever it runs."""
     runner = gw.projections.get(name)
     if runner is not None:
@@ -49,21 +55,21 @@ async def control(name: ProjectionName, action: Action, gw: Gw) -> dict[str, Any
             await runner.rebuild()
         return {**await projection_api.describe(runner), "service": "gateway"}
     if name in PROJECTION_SERVICES:
-        reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}")
+        reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}", actor=admin)
         return {**reply.json(), "service": name}
     raise NotFoundError(f"no projection named {name!r}")
 
 
-async def _remote(gw: Gateway, service: str) -> list[dict[str, Any]]:
+async def _remote(gw: Gateway, service: str, admin: Principal) -> list[dict[str, Any]]:
     try:
-        found = (await gw.upstream.call(service, "GET", "/projections")).json()
+        found = (await gw.upstream.call(service, "GET", "/projections", actor=admin)).json()
     except UpstreamError as exc:
         # The service is down: say so under the projection it runs, rather than hide it.
         return [{"name": service, "service": service, "state": "unreachable", "error": exc.body}]
     return [{**p, "service": service} for p in found]
 
 
-@router.put("/rate-limits/{scope}/{subject}")
+@router.put("/rate-limits/{scope}/{subject}", response_model=contract.RateLimitSet)
 async def set_rate_limit(
     scope: Scope, subject: Subject, body: RateLimitOverride, request: Request
 ) -> dict[str, Any]:
@@ -91,5 +97,7 @@ def _scope(scope: Scope) -> str:
 
 
 # The projection controls every service has; on the public gateway only the admin reaches them.
-projections = APIRouter(dependencies=[Depends(rate_limited), Depends(admin_principal)])
+projections = APIRouter(
+    responses=errors(), dependencies=[Depends(rate_limited), Depends(admin_principal)]
+)
 projections.include_router(projection_api.router)

@@ -65,6 +65,7 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+MaybeCaller = Annotated[Principal | None, Depends(optional_principal)]
 Admin = Annotated[Principal, Depends(admin_principal)]
 
 
@@ -87,8 +88,9 @@ async def rate_limited(request: Request, gw: Gw) -> None:
         )
 
 
-def headers_for(request: Request, principal: Principal | None) -> dict[str, str]:
-    return forwarded_headers(request.headers, actor=principal.user_id if principal else None)
+def forwarded(request: Request) -> dict[str, str]:
+    """The client headers passed on to a service."""
+    return forwarded_headers(request.headers)
 
 
 def passthrough(reply: Reply) -> Response:

@@ -10,26 +10,27 @@ from fastapi.responses import Response
 
 from campus_common.errors import ForbiddenError, UnavailableError
 from campus_common.web import MAX_ID
-from campus_gateway import service
+from campus_gateway import contract, service
 from campus_gateway.auth import ensure_self
 from campus_gateway.cache import CacheUnavailableError
-from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough, rate_limited
+from campus_gateway.contract import errors
+from campus_gateway.routes.deps import Caller, Gw, Id, Limit, forwarded, passthrough, rate_limited
 from campus_gateway.schemas import GroupCreate, JoinRequest
 from campus_gateway.service import Gateway
 
-router = APIRouter(tags=["groups"], dependencies=[Depends(rate_limited)])
+router = APIRouter(responses=errors(), tags=["groups"], dependencies=[Depends(rate_limited)])
 
 
-@router.post("/groups", status_code=status.HTTP_201_CREATED)
+@router.post("/groups", status_code=status.HTTP_201_CREATED, response_model=contract.GroupView)
 async def create_group(body: GroupCreate, gw: Gw, caller: Caller, request: Request) -> Response:
     """Create a study group (any signed-in user)."""
     reply = await gw.upstream.call(
-        "users", "POST", "/groups", json=body.forward(), headers=headers_for(request, caller)
+        "users", "POST", "/groups", json=body.forward(), headers=forwarded(request), actor=caller
     )
     return passthrough(reply)
 
 
-@router.get("/groups")
+@router.get("/groups", response_model=contract.GroupPage)
 async def list_groups(
     gw: Gw,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -42,14 +43,18 @@ async def list_groups(
     return passthrough(reply)
 
 
-@router.get("/groups/{group_id}")
+@router.get("/groups/{group_id}", response_model=contract.GroupView)
 async def get_group(group_id: Id, gw: Gw) -> Response:
     """A group with its member count, from Redis when cached (`X-Cache` says which)."""
     data, outcome = await service.get_profile(gw=gw, kind="group", entity_id=group_id)
     return Response(data, media_type="application/json", headers={"X-Cache": outcome})
 
 
-@router.post("/groups/{group_id}/join", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/groups/{group_id}/join",
+    status_code=status.HTTP_201_CREATED,
+    response_model=contract.Membership,
+)
 async def join_group(
     group_id: Id, body: JoinRequest, gw: Gw, caller: Caller, request: Request
 ) -> Response:
@@ -63,15 +68,16 @@ async def join_group(
         "POST",
         f"/groups/{group_id}/members",
         json={"user_id": user_id, "role": body.role},
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     await _member_count_changed(gw, group_id)
     return passthrough(reply)
 
 
-@router.get("/groups/{group_id}/members")
-async def group_members(group_id: Id, gw: Gw) -> Response:
-    """Members of a group, with roles."""
+@router.get("/groups/{group_id}/members", response_model=list[contract.Membership])
+async def group_members(group_id: Id, gw: Gw, caller: Caller) -> Response:
+    """Members of a group, with roles (signed-in users only)."""
     return passthrough(await gw.upstream.call("users", "GET", f"/groups/{group_id}/members"))
 
 
@@ -85,15 +91,19 @@ async def leave_group(
         "users",
         "DELETE",
         f"/groups/{group_id}/members/{user_id}",
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     await _member_count_changed(gw, group_id)
     return passthrough(reply)
 
 
-@router.get("/groups/{group_id}/activity")
-async def group_activity(group_id: Id, gw: Gw, limit: Limit = 20) -> list[dict[str, Any]]:
-    """Recent joins, posts, comments and likes in a group, newest first (Redis only)."""
+@router.get("/groups/{group_id}/activity", response_model=list[contract.Activity])
+async def group_activity(
+    group_id: Id, gw: Gw, caller: Caller, limit: Limit = 20
+) -> list[dict[str, Any]]:
+    """Recent joins, posts, comments and likes in a group, newest first (Redis only; signed-in
+    users only)."""
     try:
         return await gw.cache.activity(group_id, limit)
     except CacheUnavailableError as exc:

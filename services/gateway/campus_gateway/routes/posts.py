@@ -8,16 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from campus_common.errors import UnavailableError
-from campus_gateway import service
+from campus_gateway import contract, service
 from campus_gateway.auth import Principal, ensure_self
 from campus_gateway.cache import CacheUnavailableError
+from campus_gateway.contract import errors
 from campus_gateway.routes.deps import (
     Caller,
     Gw,
     Id,
     Limit,
     PostId,
-    headers_for,
+    forwarded,
     passthrough,
     rate_limited,
 )
@@ -30,7 +31,7 @@ from campus_gateway.schemas import (
 )
 from campus_gateway.service import Gateway
 
-router = APIRouter(tags=["posts"], dependencies=[Depends(rate_limited)])
+router = APIRouter(responses=errors(), tags=["posts"], dependencies=[Depends(rate_limited)])
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page")
 ]
@@ -45,7 +46,9 @@ async def _enriched(gw: Gateway, body: Any) -> JSONResponse:
     return JSONResponse(await service.enrich_posts(gw=gw, body=body))
 
 
-@router.post("/groups/{group_id}/posts", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/groups/{group_id}/posts", status_code=status.HTTP_201_CREATED, response_model=contract.Post
+)
 async def create_group_post(
     group_id: Id, body: GroupPostCreate, gw: Gw, caller: Caller, request: Request
 ) -> Response:
@@ -56,12 +59,13 @@ async def create_group_post(
         "POST",
         f"/groups/{group_id}/posts",
         json=data,
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     return passthrough(reply)
 
 
-@router.get("/groups/{group_id}/posts/feed")
+@router.get("/groups/{group_id}/posts/feed", response_model=contract.PostPage)
 async def group_feed(
     group_id: Id, gw: Gw, request: Request, limit: Limit = 20, cursor: Cursor = None
 ) -> Response:
@@ -72,17 +76,17 @@ async def group_feed(
     return await _enriched(gw, reply.json())
 
 
-@router.post("/posts", status_code=status.HTTP_201_CREATED)
+@router.post("/posts", status_code=status.HTTP_201_CREATED, response_model=contract.Post)
 async def create_post(body: PostCreate, gw: Gw, caller: Caller, request: Request) -> Response:
     """The flat API: a post with its `group_id` in the body."""
     data = _authored(body.forward(), caller, "author_id", action="post")
     reply = await gw.upstream.call(
-        "documents", "POST", "/posts", json=data, headers=headers_for(request, caller)
+        "documents", "POST", "/posts", json=data, headers=forwarded(request), actor=caller
     )
     return passthrough(reply)
 
 
-@router.get("/posts")
+@router.get("/posts", response_model=contract.PostPage)
 async def list_posts(
     gw: Gw,
     request: Request,
@@ -97,7 +101,7 @@ async def list_posts(
     return await _enriched(gw, reply.json())
 
 
-@router.get("/posts/hot")
+@router.get("/posts/hot", response_model=list[contract.HotPost])
 async def hot_posts(gw: Gw, limit: Limit = 10) -> list[dict[str, Any]]:
     """Post ids ranked by recency pushed forward by comments and likes (Redis only)."""
     try:
@@ -109,7 +113,7 @@ async def hot_posts(gw: Gw, limit: Limit = 10) -> list[dict[str, Any]]:
     return [{"post_id": post_id, "score": score} for post_id, score in rows]
 
 
-@router.get("/posts/{post_id}")
+@router.get("/posts/{post_id}", response_model=contract.EnrichedPost)
 async def get_post(post_id: PostId, gw: Gw) -> Response:
     """One post with its author and group."""
     reply = await gw.upstream.call("documents", "GET", f"/posts/{post_id}")
@@ -118,14 +122,19 @@ async def get_post(post_id: PostId, gw: Gw) -> Response:
     return JSONResponse(post)
 
 
-@router.put("/posts/{post_id}")
+@router.put("/posts/{post_id}", response_model=contract.Post)
 async def update_post(
     post_id: PostId, body: PostUpdate, gw: Gw, caller: Caller, request: Request
 ) -> Response:
     """Edit your post (the documents service checks that you wrote it)."""
-    actor = await _acting_author(gw, post_id, caller, request)
+    actor = await _acting_author(gw, post_id, caller)
     reply = await gw.upstream.call(
-        "documents", "PUT", f"/posts/{post_id}", json=body.forward(), headers=actor
+        "documents",
+        "PUT",
+        f"/posts/{post_id}",
+        json=body.forward(),
+        headers=forwarded(request),
+        actor=actor,
     )
     return passthrough(reply)
 
@@ -133,12 +142,18 @@ async def update_post(
 @router.delete("/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_post(post_id: PostId, gw: Gw, caller: Caller, request: Request) -> Response:
     """Delete your post (the documents service checks that you wrote it)."""
-    actor = await _acting_author(gw, post_id, caller, request)
-    reply = await gw.upstream.call("documents", "DELETE", f"/posts/{post_id}", headers=actor)
+    actor = await _acting_author(gw, post_id, caller)
+    reply = await gw.upstream.call(
+        "documents", "DELETE", f"/posts/{post_id}", headers=forwarded(request), actor=actor
+    )
     return passthrough(reply)
 
 
-@router.post("/posts/{post_id}/comments", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/posts/{post_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=contract.Comment,
+)
 async def create_comment(
     post_id: PostId, body: CommentCreate, gw: Gw, caller: Caller, request: Request
 ) -> Response:
@@ -149,12 +164,13 @@ async def create_comment(
         "POST",
         f"/posts/{post_id}/comments",
         json=data,
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     return passthrough(reply)
 
 
-@router.get("/posts/{post_id}/comments")
+@router.get("/posts/{post_id}/comments", response_model=contract.CommentPage)
 async def list_comments(
     post_id: PostId,
     gw: Gw,
@@ -169,7 +185,7 @@ async def list_comments(
     return passthrough(reply)
 
 
-@router.post("/posts/{post_id}/like")
+@router.post("/posts/{post_id}/like", response_model=contract.Like)
 async def like_post(
     post_id: PostId, gw: Gw, caller: Caller, request: Request, body: LikeRequest | None = None
 ) -> Response:
@@ -180,7 +196,8 @@ async def like_post(
         "POST",
         f"/posts/{post_id}/like",
         json=data,
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     return passthrough(reply)
 
@@ -193,12 +210,10 @@ def _authored(
     return data
 
 
-async def _acting_author(
-    gw: Gateway, post_id: str, caller: Principal, request: Request
-) -> dict[str, str]:
-    """Headers naming who edits: the caller, or for the admin the post's own author (the
-    documents service lets only the author change a post)."""
+async def _acting_author(gw: Gateway, post_id: str, caller: Principal) -> Principal:
+    """Who edits: the caller, or for the admin the post's own author (the documents service
+    lets only the author change a post)."""
     if not caller.admin:
-        return headers_for(request, caller)
+        return caller
     post = (await gw.upstream.call("documents", "GET", f"/posts/{post_id}")).json()
-    return headers_for(request, Principal(user_id=int(post["author_id"])))
+    return Principal(user_id=int(post["author_id"]))

@@ -5,20 +5,36 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
+from campus_common.errors import ForbiddenError
 from campus_common.web import MAX_ID
-from campus_gateway import service
+from campus_gateway import contract, service
 from campus_gateway.auth import ensure_self
-from campus_gateway.routes.deps import Caller, Gw, Id, Limit, headers_for, passthrough, rate_limited
+from campus_gateway.contract import errors
+from campus_gateway.routes.deps import (
+    Admin,
+    Caller,
+    Gw,
+    Id,
+    Limit,
+    forwarded,
+    passthrough,
+    rate_limited,
+)
 from campus_gateway.schemas import FollowRequest, LeaderboardEntry
 
-router = APIRouter(dependencies=[Depends(rate_limited)])
+router = APIRouter(responses=errors(), dependencies=[Depends(rate_limited)])
 Strategy = Literal["mutual", "groups", "combined"]
+MAX_PUBLIC_OFFSET = 1000
 
 
 @router.post(
-    "/users/{user_id}/friends/{other_id}", status_code=status.HTTP_201_CREATED, tags=["social"]
+    "/users/{user_id}/friends/{other_id}",
+    status_code=status.HTTP_201_CREATED,
+    tags=["social"],
+    response_model=contract.Friendship,
+    responses={200: {"model": contract.Friendship, "description": "they already were friends"}},
 )
 async def add_friend(
     user_id: Id, other_id: Id, gw: Gw, caller: Caller, request: Request
@@ -29,7 +45,8 @@ async def add_friend(
         "graph",
         "POST",
         f"/users/{user_id}/friends/{other_id}",
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     return passthrough(reply)
 
@@ -46,34 +63,47 @@ async def remove_friend(
         "graph",
         "DELETE",
         f"/users/{user_id}/friends/{other_id}",
-        headers=headers_for(request, caller),
+        headers=forwarded(request),
+        actor=caller,
     )
     return passthrough(reply)
 
 
-@router.get("/users/{user_id}/friends", tags=["social"])
+@router.get("/users/{user_id}/friends", tags=["social"], response_model=contract.FriendPage)
 async def list_friends(
     user_id: Id,
     gw: Gw,
     request: Request,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> Response:
-    """A user's friends, by id; pass `next_after` back as `after` for the next page."""
+) -> JSONResponse:
+    """A user's friends, by id (signed-in users; emails only for the admin); pass `next_after`
+    back as `after` for the next page."""
     reply = await gw.upstream.call(
         "graph", "GET", f"/users/{user_id}/friends", params=request.query_params.multi_items()
     )
-    return passthrough(reply)
+    page = reply.json()
+    if not caller.admin:
+        for friend in page["items"]:
+            friend.pop("email", None)
+    return JSONResponse(page)
 
 
-@router.post("/follow", status_code=status.HTTP_201_CREATED, tags=["social"])
+@router.post(
+    "/follow",
+    status_code=status.HTTP_201_CREATED,
+    tags=["social"],
+    response_model=contract.Follow,
+    responses={200: {"model": contract.Follow, "description": "already following"}},
+)
 async def follow(body: FollowRequest, gw: Gw, caller: Caller, request: Request) -> Response:
     """Follow someone (`follower_id` defaults to you)."""
     data = body.forward()
     data["follower_id"] = body.follower_id or caller.user_id
     ensure_self(caller, data["follower_id"], action="follow")
     reply = await gw.upstream.call(
-        "graph", "POST", "/follow", json=data, headers=headers_for(request, caller)
+        "graph", "POST", "/follow", json=data, headers=forwarded(request), actor=caller
     )
     return passthrough(reply)
 
@@ -85,37 +115,45 @@ async def unfollow(body: FollowRequest, gw: Gw, caller: Caller, request: Request
     data["follower_id"] = body.follower_id or caller.user_id
     ensure_self(caller, data["follower_id"], action="unfollow")
     reply = await gw.upstream.call(
-        "graph", "DELETE", "/follow", json=data, headers=headers_for(request, caller)
+        "graph", "DELETE", "/follow", json=data, headers=forwarded(request), actor=caller
     )
     return passthrough(reply)
 
 
-@router.get("/relationships", tags=["social"])
+@router.get("/relationships", tags=["social"], response_model=contract.RelationshipPage)
 async def relationships(
     gw: Gw,
     request: Request,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    """Every FRIEND (once per pair) and FOLLOWS edge with the users' names."""
+    """Every FRIEND (once per pair) and FOLLOWS edge with the users' names (signed-in users;
+    offsets past 1,000 only for the admin: walking the whole graph is costly and revealing)."""
+    if offset > MAX_PUBLIC_OFFSET and not caller.admin:
+        raise ForbiddenError(f"offsets past {MAX_PUBLIC_OFFSET} are for the admin")
     reply = await gw.upstream.call(
         "graph", "GET", "/relationships", params=request.query_params.multi_items()
     )
     return passthrough(reply)
 
 
-@router.get("/graph", tags=["social"])
+@router.get("/graph", tags=["social"], response_model=contract.Graph)
 async def graph(
-    gw: Gw, request: Request, limit: Annotated[int, Query(ge=1, le=2000)] = 200
+    gw: Gw, request: Request, admin: Admin, limit: Annotated[int, Query(ge=1, le=2000)] = 200
 ) -> Response:
-    """Nodes and edges of the social graph, for visualisation."""
+    """Nodes and edges of the social graph, for visualisation (the admin only)."""
     reply = await gw.upstream.call(
         "graph", "GET", "/graph", params=request.query_params.multi_items()
     )
     return passthrough(reply)
 
 
-@router.get("/recommendations/users/{user_id}/friends", tags=["recommendations"])
+@router.get(
+    "/recommendations/users/{user_id}/friends",
+    tags=["recommendations"],
+    response_model=list[contract.FriendSuggestion],
+)
 async def recommend_friends(
     user_id: Id,
     gw: Gw,
@@ -123,7 +161,8 @@ async def recommend_friends(
     limit: Limit = 10,
     strategy: Annotated[Strategy, Query()] = "combined",
 ) -> Response:
-    """People you may know: friends of friends ranked by mutual friends (or groups, or both)."""
+    """People you may know: friends of friends ranked by mutual friends (or groups, or both).
+    Public, like profiles: ids and names only, no email."""
     reply = await gw.upstream.call(
         "graph",
         "GET",
@@ -133,7 +172,11 @@ async def recommend_friends(
     return passthrough(reply)
 
 
-@router.get("/recommendations/users/{user_id}/groups", tags=["recommendations"])
+@router.get(
+    "/recommendations/users/{user_id}/groups",
+    tags=["recommendations"],
+    response_model=list[contract.GroupSuggestion],
+)
 async def recommend_groups(user_id: Id, gw: Gw, request: Request, limit: Limit = 10) -> Response:
     """Groups your friends belong to that you have not joined."""
     reply = await gw.upstream.call(

@@ -344,6 +344,8 @@ class ProjectionState(Read):
     staleness_s: float | None = None
     last_heartbeat_at: float | None = None
     applied_total: int | None = None
+    # topic, partition, first/last offset and start time of the batch between fetch and commit
+    batch_in_flight: dict[str, Any] | None = None
     last_applied_at: float | None = None
     now: float | None = None
     connected: bool | None = None

@@ -232,6 +232,19 @@ class MixedLoad:
         uid = self.rng.choice(list(w.users))
         return uid, w.users[uid]
 
+    def _pick_member(self, w: Worker) -> tuple[int, str] | None:
+        """A user surely in the worker's group: only members may comment and like (else 403)."""
+        members = [
+            u
+            for u in w.users
+            if (u, w.group) in self.expected.members
+            and ("member", (u, w.group)) not in self.expected.uncertain
+        ]
+        if not members:
+            return None
+        uid = self.rng.choice(members)
+        return uid, w.users[uid]
+
     async def _rename(self, w: Worker) -> None:
         uid, tok = self._pick(w)
         name = f"Renamed {uuid.uuid4().hex[:6]}"
@@ -319,7 +332,10 @@ class MixedLoad:
         pid = self._live_post(w)
         if pid is None:
             return await self._post(w)
-        _, tok = self._pick(w)
+        member = self._pick_member(w)
+        if member is None:
+            return await self._join_or_leave(w)
+        _, tok = member
         body = {"body": f"comment {uuid.uuid4().hex[:6]}"}
         r = await self._call("comment.create", "POST", f"/posts/{pid}/comments", tok, json=body)
         if r is not None:
@@ -331,7 +347,10 @@ class MixedLoad:
         pid = self._live_post(w)
         if pid is None:
             return await self._post(w)
-        uid, tok = self._pick(w)
+        member = self._pick_member(w)
+        if member is None:
+            return await self._join_or_leave(w)
+        uid, tok = member
         if await self._call("post.like", "POST", f"/posts/{pid}/like", tok, json={}):
             self.expected.likes.add((pid, uid))
         else:
@@ -395,7 +414,14 @@ async def verify(load: MixedLoad, s: StoreSettings | None = None) -> list[str]:
     unfriended = {p for p in e.unfriended if ("friend", p) not in unsure}
     follows = {p for p in e.follows if ("follow", p) not in unsure}
     unfollowed = {p for p in e.unfollowed if ("follow", p) not in unsure}
-    ids = sorted(set(users) | gone)
+    # Every user a checked fact names, uncertain ones too: a user whose rename failed still has
+    # memberships and edges to look up.
+    ids = sorted(
+        set(e.users)
+        | e.deleted_users
+        | {u for u, _ in members | left}
+        | {u for pair in friends | unfriended | follows | unfollowed for u in pair}
+    )
 
     pg = await asyncpg.connect(s.users_dsn())
     try:

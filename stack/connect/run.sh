@@ -26,6 +26,10 @@ config.storage.replication.factor=1
 offset.storage.replication.factor=1
 status.storage.replication.factor=1
 offset.flush.interval.ms=1000
+# A worker that lost its group session (Kafka restarted under it) rejoins as a new member; its old
+# connector and task stay unassigned this long (default 5 min) before they are given out again.
+# CDC stops for that time, so wait only as long as a worker restart takes.
+scheduled.rebalance.max.delay.ms=10000
 
 listeners=http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT
 # Every REST call needs the user and password of .env (JAAS file rendered below).

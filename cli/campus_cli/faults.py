@@ -161,10 +161,10 @@ _ADMIN_TOKENS: dict[str, tuple[float, str]] = {}
 
 
 async def admin_token(s: FaultSettings, http: httpx.AsyncClient) -> str:
-    """The admin's access token, reused for a minute: status polls must not trip the login
-    rate limit."""
+    """The admin's access token, reused for five minutes: status polls must not trip the login
+    rate limit, and logins fail closed while Redis is held or down."""
     cached = _ADMIN_TOKENS.get(s.admin_email)
-    if cached and time.monotonic() - cached[0] < 60:
+    if cached and time.monotonic() - cached[0] < 300:
         return cached[1]
     r = await http.post(
         f"{s.service_url('gateway')}/auth/token",
@@ -407,6 +407,8 @@ def kill9_mid_batch(name: str) -> FaultFn:
         else:
             hold = _RedisPause(ctx.s)
         pid = pid_of(service)
+        # Signed in before the hold: a held Redis refuses logins (they fail closed).
+        await admin_token(ctx.s, ctx.http)
         async with hold:
             await _rename(ctx, uid, token)
             batch: dict[str, Any] | None = None

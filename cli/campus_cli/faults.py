@@ -375,8 +375,8 @@ class _RedisPause(_Hold):
 
     async def __aenter__(self) -> _RedisPause:
         self.r = self.s.redis()
-        # Write commands wait (up to 3 min, or until UNPAUSE) while reads go on; on a busy machine the
-        # change can take a minute to reach the projection.
+        # Write commands wait (up to 3 min, or until UNPAUSE) while reads go on; on a busy
+        # machine the change can take a minute to reach the projection.
         await self.r.execute_command("CLIENT", "PAUSE", "180000", "WRITE")  # type: ignore[no-untyped-call]
         return self
 

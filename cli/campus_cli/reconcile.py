@@ -147,7 +147,10 @@ async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRe
     if not parts:
         return []
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False
+        bootstrap_servers=s.kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -155,7 +158,11 @@ async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRe
         ends = await consumer.end_offsets(parts)
         starts = await consumer.beginning_offsets(parts)
         todo = {tp for tp in parts if ends[tp] > starts[tp]}
-        await consumer.seek_to_beginning(*parts)
+        # Explicit offsets, not seek_to_beginning(): that one only marks the partition for a
+        # reset, and position() on a partition not fetched yet could then resolve it to the end
+        # (the "latest" default), ending its read before one record was read.
+        for tp in parts:
+            consumer.seek(tp, starts[tp])
         out: list[ConsumerRecord[Any, Any]] = []
         idle = 0
         while todo:

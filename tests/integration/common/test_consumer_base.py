@@ -16,7 +16,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from campus_common import topics
-from campus_common.consumer import Delivered, PoisonRecordError, Projection, ProjectionRunner
+from campus_common.consumer import (
+    Delivered,
+    PoisonRecordError,
+    Projection,
+    ProjectionRunner,
+    Route,
+)
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 
@@ -28,18 +34,10 @@ class CountingProjection(Projection[dict[str, int]]):
 
     def __init__(self, redis: aioredis.Redis, topic: str) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}"
-        self.topics = [topic]
+        self.routes = {topic: Route(_counter, _same)}
         self.redis = redis
         self.key = f"test:applied:{self.name}"
         self.store_down = False
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> dict[str, int] | None:
-        if record.value is None:
-            return None
-        value = orjson.loads(record.value)
-        if not isinstance(value, dict) or "n" not in value:
-            raise ValueError("not a counter record")
-        return value
 
     async def apply(self, batch: Sequence[Delivered[dict[str, int]]]) -> None:
         if self.store_down:
@@ -54,6 +52,17 @@ class CountingProjection(Projection[dict[str, int]]):
     async def counts(self) -> dict[int, int]:
         raw = await self.redis.hgetall(self.key)
         return {int(k): int(v) for k, v in raw.items()}
+
+
+def _counter(raw: bytes) -> dict[str, int]:
+    value = orjson.loads(raw)
+    if not isinstance(value, dict) or "n" not in value:
+        raise ValueError("not a counter record")
+    return value
+
+
+def _same(value: dict[str, int]) -> dict[str, int]:
+    return value
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import Event
 from campus_common.web import MAX_ID
-from campus_graph.consumers import GraphChange, GraphProjection
+from campus_graph.projection import GraphChange, GraphProjection
 from tests.conftest import StackSettings
 from tests.helpers import eventually, unique_email
 

@@ -8,49 +8,19 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from neo4j import AsyncDriver, AsyncGraphDatabase
-from pydantic import SecretStr
 
-from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.config import StoreSettings as CommonStoreSettings
 
 
-class StoreSettings(CampusSettings):
-    """What the CLI needs to look into each store itself (demos, reconcile)."""
-
-    users_db_password: SecretStr
-    ts_db_password: SecretStr
-    neo4j_password: SecretStr
-    redis_password: SecretStr
-
-    def users_dsn(self) -> str:
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database="campus",
-            user="campus_users",
-            password=self.users_db_password,
-        ).dsn()
-
-    def ts_dsn(self) -> str:
-        return PostgresDsn(
-            host=self.ts_pg_host,
-            port=self.ts_pg_port,
-            database="campus_ts",
-            user="campus_ts",
-            password=self.ts_db_password,
-        ).dsn()
+class StoreSettings(CommonStoreSettings):
+    """What the CLI needs to look into each store itself (demos, reconcile); the addresses
+    and credentials come from campus_common.config, the one place they are spelled."""
 
     def neo4j(self) -> AsyncDriver:
-        return AsyncGraphDatabase.driver(
-            f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}",
-            auth=("neo4j", self.neo4j_password.get_secret_value()),
-        )
+        return AsyncGraphDatabase.driver(self.neo4j_uri, auth=self.neo4j_auth)
 
     def redis(self) -> aioredis.Redis:
-        return aioredis.Redis(
-            host=self.redis_host,
-            port=self.redis_port,
-            password=self.redis_password.get_secret_value(),
-        )
+        return aioredis.Redis(**self.redis_client_options())
 
 
 def _s() -> StoreSettings:

@@ -68,9 +68,7 @@ def _same(value: dict[str, int]) -> dict[str, int]:
 @pytest.fixture
 async def redis(stack: StackSettings) -> AsyncIterator[aioredis.Redis]:
     r = aioredis.Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
+        **stack.redis_client_options(),
     )
     yield r
     await r.aclose()

@@ -172,10 +172,12 @@ class CampusSettings(BaseSettings):
         )
 
     def superuser_db(self, database: str, password: SecretStr) -> PostgresDsn:
-        """Any database of the main PostgreSQL server, as the superuser (migrations, tests)."""
+        """A database as the superuser (migrations, tests); campus_ts on its own server when
+        it has one (docker-compose's TimescaleDB), every other on the main one."""
+        ts = database == TS_DB
         return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
+            host=self.ts_pg_host if ts else self.pg_host,
+            port=self.ts_pg_port if ts else self.pg_port,
             database=database,
             user=SUPERUSER,
             password=password,

@@ -185,7 +185,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to be applied and committed before giving partitions up.
         async with self.runner.batch_lock:
-            pass
+            for tp in revoked:  # their lag is the new owner's to report
+                self.runner._next_offset.pop(tp, None)
+                self.runner._in_flight_ts_ms.pop(tp, None)
+                self.runner._last_applied_ts_ms.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # A pause is a property of the projection, not of the partitions it held before.
@@ -228,6 +231,9 @@ class ProjectionRunner(Generic[T]):
         self.dead_letter_topic = topics.dead_letter(projection.name)
         self.recent_writes = telemetry.RecentWrites()
         self._tracer: Tracer | None = None
+        # What the lag gauges are computed from, per partition this instance holds.
+        self._next_offset: dict[TopicPartition, int] = {}
+        self._in_flight_ts_ms: dict[TopicPartition, int] = {}
         self._last_applied_ts_ms: dict[TopicPartition, int] = {}
 
     # lifecycle -----------------------------------------------------------------------------
@@ -366,6 +372,10 @@ class ProjectionRunner(Generic[T]):
                     timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
                 )
                 for tp, records in batches.items():
+                    # Where each partition stands, for the lag gauges, before any batch waits.
+                    self._next_offset[tp] = records[0].offset
+                    self._in_flight_ts_ms[tp] = records[0].timestamp
+                for tp, records in batches.items():
                     if self._stop.is_set():
                         break
                     async with self.batch_lock:
@@ -374,30 +384,38 @@ class ProjectionRunner(Generic[T]):
                         await self._process(records)
                         # Commit only after the side effect: a crash before this line redelivers.
                         await consumer.commit({tp: records[-1].offset + 1})
+                        self._next_offset[tp] = records[-1].offset + 1
                         self._last_applied_ts_ms[tp] = records[-1].timestamp
-                await self._observe_lag(consumer)
+                        self._in_flight_ts_ms.pop(tp, None)
+                self._observe_lag()
         except _Stopping:
             log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
         finally:
             await consumer.stop()
             self.consumer = None
 
-    async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Set both lag gauges from what the consumer already knows (no broker round trip), so
-        a scrape between two `/projections` calls still shows the current lag."""
+    def _observe_lag(self) -> None:
+        """Set both lag gauges from what this consumer already knows (no broker round trip),
+        after every batch and before every wait for a store that is down, so a scrape shows
+        the lag now, not the lag of the last `/projections` call."""
+        consumer = self.consumer
+        if consumer is None:
+            return
         records = 0
         seconds = 0.0
         now = time.time()
         for tp in consumer.assignment():
             end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
-            if end is None:
-                continue  # nothing fetched yet from this partition
-            behind = max(end - await consumer.position(tp), 0)
+            next_offset = self._next_offset.get(tp)
+            if end is None or next_offset is None:
+                continue  # nothing fetched from this partition yet
+            behind = max(end - next_offset, 0)
             records += behind
-            applied_ms = self._last_applied_ts_ms.get(tp)
-            if behind and applied_ms is not None:
-                # The oldest record not applied is no older than the last one applied.
-                seconds = max(seconds, now - applied_ms / 1000)
+            # The oldest record not applied: the first of the batch in flight, else one no
+            # older than the last record applied.
+            oldest_ms = self._in_flight_ts_ms.get(tp) or self._last_applied_ts_ms.get(tp)
+            if behind and oldest_ms is not None:
+                seconds = max(seconds, now - oldest_ms / 1000)
         LAG_RECORDS.labels(self.projection.name).set(records)
         LAG_SECONDS.labels(self.projection.name).set(round(seconds, 3) if records else 0.0)
 
@@ -585,6 +603,7 @@ class ProjectionRunner(Generic[T]):
         def store_unavailable(exc: BaseException) -> bool:
             if self.projection.is_transient(exc):
                 RETRIES.labels(name).inc()
+                self._observe_lag()  # the lag grows while we wait: let a scrape see it
                 return True
             return False
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import orjson
+import prometheus_client
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -146,10 +147,16 @@ async def test_the_consumer_waits_while_the_store_is_down(
         await send(producer, topic, [{"n": i} for i in range(50)])
         await eventually(lambda: _lag(runner), until=lambda lag: lag == 50, timeout=15)
         assert await proj.counts() == {}
+        # The gauges follow the runner, not /projections: a scrape now shows the backlog.
+        records, seconds = await eventually(
+            lambda: _gauges(proj.name), until=lambda g: g[0] == 50 and g[1] > 0, timeout=15
+        )
+        assert (records, seconds > 0) == (50, True)
         proj.store_down = False
         counts = await eventually(proj.counts, until=lambda c: len(c) == 50, timeout=15)
         assert set(counts.values()) == {1}
         assert await eventually(lambda: _lag(runner), until=lambda lag: lag == 0) == 0
+        assert await eventually(lambda: _gauges(proj.name), until=lambda g: g == (0, 0)) == (0, 0)
     finally:
         await runner.stop()
 
@@ -181,6 +188,15 @@ async def test_pause_resume_and_restart_resume_from_committed_offsets(
         assert set(counts.values()) == {1}
     finally:
         await again.stop()
+
+
+async def _gauges(projection: str) -> tuple[float, float]:
+    """campus_projection_lag_records and _seconds as a Prometheus scrape would read them."""
+    registry = prometheus_client.REGISTRY
+    labels = {"projection": projection}
+    records = registry.get_sample_value("campus_projection_lag_records", labels)
+    seconds = registry.get_sample_value("campus_projection_lag_seconds", labels)
+    return (records or 0.0, seconds or 0.0)
 
 
 async def _lag(runner: ProjectionRunner[dict[str, int]]) -> int:

@@ -88,6 +88,14 @@ async def ensure_topics_when_reachable(
             await ensure_topics(kafka, names)
 
 
+async def reachable(kafka: KafkaConfig) -> None:
+    """A TCP handshake with the first bootstrap broker: cheap enough for every /health."""
+    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.close()
+    await writer.wait_closed()
+
+
 async def publish(producer: AIOKafkaProducer, topic: str, event: Event) -> None:
     """Send one event keyed by `event.key` and wait for the ack."""
     await producer.send_and_wait(topic, event.to_bytes(), key=event.key.encode())

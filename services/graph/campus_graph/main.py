@@ -20,6 +20,7 @@ from neo4j.exceptions import (
 from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.internal_auth import ServiceAuth, Signer
+from campus_common.kafka import reachable
 from campus_common.logging import configure_logging
 from campus_common.retry import retrying
 from campus_common.web import create_app
@@ -80,9 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repo.ping(driver)
 
     async def kafka() -> None:
-        _, writer = await asyncio.open_connection(settings.kafka_host, settings.kafka_port)
-        writer.close()
-        await writer.wait_closed()
+        await reachable(settings.kafka)
 
     app.state.health_checks = {"neo4j": neo4j, "kafka": kafka}
     bootstrap = asyncio.create_task(

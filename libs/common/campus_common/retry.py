@@ -20,6 +20,16 @@ import tenacity
 INITIAL_S = 0.5
 CAP_S = 5.0
 
+
+def backoff(*, initial_s: float = INITIAL_S, cap_s: float = CAP_S) -> tenacity.wait.wait_base:
+    """The waits between tries: doubling from `initial_s`, jittered, never above `cap_s`.
+
+    Also what the synchronous `campus` CLI waits with (tenacity.Retrying), so every retry in
+    the project backs off the same way.
+    """
+    return tenacity.wait_exponential_jitter(initial=initial_s, max=cap_s)
+
+
 RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
@@ -69,7 +79,7 @@ def retrying(
 
     return tenacity.AsyncRetrying(
         retry=retry,
-        wait=tenacity.wait_exponential_jitter(initial=initial_s, max=cap_s),
+        wait=backoff(initial_s=initial_s, cap_s=cap_s),
         stop=stopped,
         sleep=sleep,
         before_sleep=before_sleep,

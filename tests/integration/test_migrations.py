@@ -113,3 +113,21 @@ def test_the_stack_databases_are_migrated_with_the_checksums_of_the_sources(
     for database, paths in (("campus", [ROOT / "sql"]), ("campus_ts", [ROOT / "TimeScaleDB.sql"])):
         dsn = stack.superuser_db(database, stack.pg_superuser_password)
         assert migrate(dsn, paths) == [], database
+
+
+def test_the_real_sources_apply_to_empty_databases(stack: StackSettings) -> None:
+    # What a fresh clone's `make up` does, on scratch databases: every file, in order, once.
+    admin = stack.superuser_db("postgres", stack.pg_superuser_password).dsn()
+    sources = {"sql": [ROOT / "sql"], "ts": [ROOT / "TimeScaleDB.sql"]}
+    for kind, paths in sources.items():
+        name = f"migrate_test_{kind}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            dsn = stack.superuser_db(name, stack.pg_superuser_password)
+            expected = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))
+            assert migrate(dsn, paths) == (expected if kind == "sql" else ["TimeScaleDB.sql"])
+            assert migrate(dsn, paths) == []
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

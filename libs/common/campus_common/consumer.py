@@ -330,11 +330,12 @@ class ProjectionRunner(Generic[T]):
         name = self.projection.name
         try:
             async for attempt in retrying(
-                f"projection {name}",
+                f"projection {name} (restarting its consumer)",
                 on=Exception,
                 log=log,
                 stop=self._stop,
                 cap_s=self.max_backoff_s,
+                with_traceback=True,
             ):
                 with attempt:
                     await self._consume()

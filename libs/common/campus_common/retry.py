@@ -43,12 +43,14 @@ def retrying(
     cap_s: float = CAP_S,
     give_up_after_s: float | None = None,
     attempts: int | None = None,
+    with_traceback: bool = False,
 ) -> tenacity.AsyncRetrying:
     """Retry `what` while it fails with `on`; any other failure propagates at once.
 
     It retries forever unless `give_up_after_s` or `attempts` (tries in all) is set; setting
     `stop` ends the waiting early
-    (the wait wakes up) and re-raises the last failure. Use as
+    (the wait wakes up) and re-raises the last failure. `with_traceback` logs each failure's
+    traceback (for failures nobody expected, such as a crashed consumer loop). Use as
     `async for attempt in retrying(...): with attempt: ...`.
     """
     retry = (
@@ -75,7 +77,14 @@ def retrying(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, wait)
+        log.warning(
+            "%s failed (%s: %s); retrying in %.1fs",
+            what,
+            type(exc).__name__,
+            exc,
+            wait,
+            exc_info=exc if with_traceback else None,
+        )
 
     return tenacity.AsyncRetrying(
         retry=retry,

@@ -196,6 +196,24 @@ class CampusSettings(BaseSettings):
             "password": password.get_secret_value(),
         }
 
+    def mongo_client_options(
+        self, *, user: str, password: SecretStr, mechanism: str, source: str = ""
+    ) -> dict[str, Any]:
+        """Keyword arguments for a PyMongo client (no URL, so no percent-encoding pitfalls).
+
+        FerretDB v1 only speaks PLAIN (checked by PostgreSQL, `$external`); MongoDB 7
+        (docker-compose) wants SCRAM-SHA-256 against `admin`, where its root user lives.
+        """
+        return {
+            "host": self.mongo_host,
+            "port": self.mongo_port,
+            "username": user,
+            "password": password.get_secret_value(),
+            "authMechanism": mechanism,
+            "authSource": source or ("$external" if mechanism == "PLAIN" else "admin"),
+            "tz_aware": True,
+        }
+
     def service_url(self, name: str) -> str:
         """Base URL of a sibling service: users, documents, graph, timeseries or gateway."""
         host, port = getattr(self, f"{name}_host"), getattr(self, f"{name}_port")

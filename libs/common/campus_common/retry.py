@@ -22,12 +22,15 @@ CAP_S = 5.0
 
 
 def backoff(*, initial_s: float = INITIAL_S, cap_s: float = CAP_S) -> tenacity.wait.wait_base:
-    """The waits between tries: doubling from `initial_s`, jittered, never above `cap_s`.
+    """The waits between tries: doubling from `initial_s`, plus up to `initial_s` of jitter,
+    never above `cap_s`.
 
     Also what the synchronous `campus` CLI waits with (tenacity.Retrying), so every retry in
     the project backs off the same way.
     """
-    return tenacity.wait_exponential_jitter(initial=initial_s, max=cap_s)
+    # Jitter in proportion to the first wait: a fixed second of it would swamp the short waits
+    # of the gateway's request path (50 ms) and of a projection's store retries (200 ms).
+    return tenacity.wait_exponential_jitter(initial=initial_s, max=cap_s, jitter=initial_s)
 
 
 RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]

@@ -78,5 +78,6 @@ def test_waits_are_jittered_and_capped() -> None:
         state.attempt_number = n
         waits.append(wait(state))
     assert all(0 <= w <= 5.0 for w in waits)
+    assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 1.5  # jitter: at most the first wait
     assert max(waits) == 5.0  # the cap is reached
     assert len({round(w, 6) for w in waits[:5]}) == 5  # jitter: no two early waits alike

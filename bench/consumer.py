@@ -8,25 +8,25 @@ import uuid
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
 
 from bench.core import Figure, Report
 from bench.env import settings
 from bench.fixtures import drop_topics
-from campus_common.consumer import Delivered, Projection, ProjectionRunner
+from campus_common.consumer import Delivered, Projection, ProjectionRunner, Route
 from campus_common.kafka import ensure_topics
 
 
 class NoOp(Projection[int]):
     def __init__(self, topic: str) -> None:
         self.name = f"bench-noop-{uuid.uuid4().hex[:6]}"
-        self.topics = [topic]
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> int | None:
-        return len(record.value or b"")
+        self.routes = {topic: Route(len, _same)}
 
     async def apply(self, batch: Sequence[Delivered[int]]) -> None:
         return None
+
+
+def _same(n: int) -> int:
+    return n
 
 
 async def _fill(topic: str, n: int) -> None:

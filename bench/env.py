@@ -6,16 +6,12 @@ from functools import lru_cache
 
 from pydantic import SecretStr
 
-from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.config import StoreSettings
 from campus_common.internal_auth import OperatorAuth, Signer
 
 
-class BenchSettings(CampusSettings):
+class BenchSettings(StoreSettings):
     pg_superuser_password: SecretStr
-    users_db_password: SecretStr
-    ts_db_password: SecretStr
-    neo4j_password: SecretStr
-    redis_password: SecretStr
     admin_email: str
     admin_password: SecretStr
     operator_signing_key: SecretStr
@@ -26,13 +22,8 @@ class BenchSettings(CampusSettings):
         return OperatorAuth(Signer(issuer="operator", private_key=key), self.service_ports())
 
     def superuser_dsn(self, database: str) -> str:
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database=database,
-            user="postgres",
-            password=self.pg_superuser_password,
-        ).dsn()
+        """A database as the superuser (bench schemas, figures against raw tables)."""
+        return self.superuser_db(database, self.pg_superuser_password).dsn()
 
 
 @lru_cache

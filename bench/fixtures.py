@@ -25,7 +25,6 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from redis.asyncio import Redis
 
 from bench.env import settings
-from campus_common.config import PostgresDsn
 from campus_common.kafka import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -44,45 +43,21 @@ LOOPBACK = "127.0.0.1"
 
 def users_dsn() -> str:
     """The users service's own role on its database (it may write its tables)."""
-    s = settings()
-    return PostgresDsn(
-        host=s.pg_host,
-        port=s.pg_port,
-        database="campus",
-        user="campus_users",
-        password=s.users_db_password,
-    ).dsn()
+    return settings().users_dsn()
 
 
 def ts_dsn() -> str:
     """The time-series service's own role on campus_ts."""
-    s = settings()
-    return PostgresDsn(
-        host=s.ts_pg_host,
-        port=s.ts_pg_port,
-        database="campus_ts",
-        user="campus_ts",
-        password=s.ts_db_password,
-    ).dsn()
+    return settings().ts_dsn()
 
 
 def neo4j_driver() -> AsyncDriver:
     s = settings()
-    return AsyncGraphDatabase.driver(
-        f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}",
-        auth=("neo4j", s.neo4j_password.get_secret_value()),
-    )
+    return AsyncGraphDatabase.driver(s.neo4j_uri, auth=s.neo4j_auth)
 
 
 def redis_client(db: int = 0) -> Redis:
-    s = settings()
-    return Redis(
-        host=s.redis_host,
-        port=s.redis_port,
-        db=db,
-        password=s.redis_password.get_secret_value(),
-        max_connections=64,
-    )
+    return Redis(**settings().redis_client_options(), db=db, max_connections=64)
 
 
 def http_client(timeout: float = 30.0) -> httpx.AsyncClient:

@@ -131,8 +131,7 @@ async def _measure(n: int, samples: int, report: Report) -> None:
     s = settings()
     pairs = edges(n)
     conn = await asyncpg.connect(s.superuser_dsn("campus_bench"))
-    uri = f"bolt://{s.neo4j_host}:{s.neo4j_bolt_port}"
-    driver = AsyncGraphDatabase.driver(uri, auth=("neo4j", s.neo4j_password.get_secret_value()))
+    driver = AsyncGraphDatabase.driver(s.neo4j_uri, auth=s.neo4j_auth)
     try:
         t = time.perf_counter()
         await _pg_load(conn, n, pairs)

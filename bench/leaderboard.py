@@ -37,7 +37,7 @@ from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import HOT_POSTS, LEADERBOARD, Cache, activity_key, processed_key
 from campus_gateway.config import Settings as GatewaySettings
-from campus_gateway.consumers import CacheProjection
+from campus_gateway.projection import CacheProjection
 
 MEMBERS = 100_000
 BATCH = 1000  # the ProjectionRunner's default max_batch

@@ -33,9 +33,9 @@ from bench.core import Figure, Report
 from bench.env import settings
 from campus_common import topics
 from campus_common.consumer import Delivered, Projection, ProjectionRunner
-from campus_graph.consumers import GraphProjection
+from campus_graph.projection import GraphProjection
 from campus_timeseries.config import Settings as TimeseriesSettings
-from campus_timeseries.consumers import TimeseriesProjection
+from campus_timeseries.projection import TimeseriesProjection
 
 T = TypeVar("T")
 BASE = fixtures.BENCH_ID_BASE
@@ -74,11 +74,9 @@ class OnBenchTopic(Projection[T], Generic[T]):
     def __init__(self, inner: Projection[T], *, topic: str, as_topic: str) -> None:
         self.inner = inner
         self.name = f"bench-{inner.name}"
-        self.topics = [topic]
+        # The product topic's route, under the bench topic's name.
+        self.routes = {topic: inner.routes[as_topic]}
         self.as_topic = as_topic
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> T | None:
-        return self.inner.decode(dataclasses.replace(record, topic=self.as_topic))
 
     async def apply(self, batch: Sequence[Delivered[T]]) -> None:
         await self.inner.apply([dataclasses.replace(d, topic=self.as_topic) for d in batch])

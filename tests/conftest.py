@@ -12,22 +12,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.config import StoreSettings
 from campus_common.internal_auth import OperatorAuth, Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class StackSettings(CampusSettings):
+class StackSettings(StoreSettings):
     """Every variable of .env, secrets included: tests reach every store directly."""
 
     pg_superuser_password: SecretStr
-    users_db_password: SecretStr
-    ts_db_password: SecretStr
     docs_db_password: SecretStr
     debezium_password: SecretStr
-    neo4j_password: SecretStr
-    redis_password: SecretStr
     jwt_secret: SecretStr
     admin_email: str
     admin_password: SecretStr
@@ -42,35 +38,9 @@ class StackSettings(CampusSettings):
         signer = Signer(issuer="operator", private_key=self.operator_signing_key.get_secret_value())
         return OperatorAuth(signer, self.service_ports())
 
-    def users_dsn(self) -> str:
-        """The users service's own database, as its role."""
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database="campus",
-            user="campus_users",
-            password=self.users_db_password,
-        ).dsn()
-
-    def ts_dsn(self) -> str:
-        """The time-series database, as its service role."""
-        return PostgresDsn(
-            host=self.ts_pg_host,
-            port=self.ts_pg_port,
-            database="campus_ts",
-            user="campus_ts",
-            password=self.ts_db_password,
-        ).dsn()
-
     def superuser_dsn(self, database: str) -> str:
         """A database as the superuser (schema changes in tests)."""
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database=database,
-            user="postgres",
-            password=self.pg_superuser_password,
-        ).dsn()
+        return self.superuser_db(database, self.pg_superuser_password).dsn()
 
 
 def _port_open(host: str, port: int) -> bool:

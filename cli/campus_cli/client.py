@@ -10,6 +10,7 @@ import tenacity
 from pydantic import SecretStr
 
 from campus_common.config import CampusSettings
+from campus_common.retry import backoff
 
 
 class CliSettings(CampusSettings):
@@ -47,7 +48,7 @@ def retrying_transient() -> tenacity.Retrying:
     """The CLI's one retry policy: on 502/503/504 or no answer, jittered backoff for 2 min."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((TransientApiError, httpx.TransportError)),
-        wait=tenacity.wait_exponential_jitter(initial=0.5, max=8),
+        wait=backoff(cap_s=8),
         stop=tenacity.stop_after_delay(120),
         reraise=True,
     )

@@ -50,7 +50,7 @@ from campus_common.kafka import ensure_topics, topic_partitions
 CATEGORIES = ("missing", "extra", "duplicated", "stale")
 PROJECTIONS = ("graph", "cache", "timeseries")
 
-# The cache projection's points and hot-post boosts (services/gateway/.../consumers.py), spelled
+# The cache projection's points and hot-post boosts (services/gateway/.../projection.py), spelled
 # again on purpose: the reconcile must not share the code it checks.
 POINTS = {"join": 5, "post": 10, "comment": 2, "like_received": 1, "friend": 1, "follower": 1}
 HOT_BOOST_S = {"comment": 3600, "like": 600}

@@ -10,16 +10,13 @@ import redis.asyncio as aioredis
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from pydantic import SecretStr
 
-from campus_common.config import CampusSettings, PostgresDsn
+from campus_common.config import StoreSettings as CommonStoreSettings
 
 
-class StoreSettings(CampusSettings):
-    """What the CLI needs to look into each store itself (demos, reconcile)."""
+class StoreSettings(CommonStoreSettings):
+    """What the CLI needs to look into each store itself (demos, reconcile); the addresses
+    and credentials come from campus_common.config, the one place they are spelled."""
 
-    users_db_password: SecretStr
-    ts_db_password: SecretStr
-    neo4j_password: SecretStr
-    redis_password: SecretStr
     docs_db_password: SecretStr
     docs_db_user: str = "campus_docs"
     docs_db_name: str = "campus"
@@ -29,50 +26,21 @@ class StoreSettings(CampusSettings):
     activity_list_max: int = 50
     hot_posts_max: int = 1000
 
-    def users_dsn(self) -> str:
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database="campus",
-            user="campus_users",
-            password=self.users_db_password,
-        ).dsn()
-
-    def ts_dsn(self) -> str:
-        return PostgresDsn(
-            host=self.ts_pg_host,
-            port=self.ts_pg_port,
-            database="campus_ts",
-            user="campus_ts",
-            password=self.ts_db_password,
-        ).dsn()
-
     def neo4j(self) -> AsyncDriver:
-        return AsyncGraphDatabase.driver(
-            f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}",
-            auth=("neo4j", self.neo4j_password.get_secret_value()),
-        )
+        return AsyncGraphDatabase.driver(self.neo4j_uri, auth=self.neo4j_auth)
 
     def mongo_options(self) -> dict[str, Any]:
         """Keyword arguments for AsyncMongoClient, as the documents service connects."""
-        return {
-            "host": self.mongo_host,
-            "port": self.mongo_port,
-            "username": self.docs_db_user,
-            "password": self.docs_db_password.get_secret_value(),
-            "authMechanism": self.mongo_auth_mechanism,
-            "authSource": self.mongo_auth_source
-            or ("$external" if self.mongo_auth_mechanism == "PLAIN" else "admin"),
-            "tz_aware": True,
-            "serverSelectionTimeoutMS": 5000,
-        }
+        options = self.mongo_client_options(
+            user=self.docs_db_user,
+            password=self.docs_db_password,
+            mechanism=self.mongo_auth_mechanism,
+            source=self.mongo_auth_source,
+        )
+        return {**options, "serverSelectionTimeoutMS": 5000}
 
     def redis(self) -> aioredis.Redis:
-        return aioredis.Redis(
-            host=self.redis_host,
-            port=self.redis_port,
-            password=self.redis_password.get_secret_value(),
-        )
+        return aioredis.Redis(**self.redis_client_options())
 
 
 def _s() -> StoreSettings:

@@ -65,10 +65,8 @@ async def test_postgres_insert_reaches_kafka_as_a_debezium_record(stack: StackSe
 
 
 async def test_neo4j_cypher_round_trip(stack: StackSettings) -> None:
-    uri = f"bolt://{stack.neo4j_host}:{stack.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(
-        uri, auth=("neo4j", stack.neo4j_password.get_secret_value())
-    ) as driver:
+    uri = stack.neo4j_uri
+    async with AsyncGraphDatabase.driver(uri, auth=stack.neo4j_auth) as driver:
         marker = uuid.uuid4().hex
         records, _, _ = await driver.execute_query(
             "CREATE (n:Smoke {marker: $m}) RETURN n.marker AS m", m=marker
@@ -99,9 +97,7 @@ async def test_mongo_wire_insert_and_find(stack: StackSettings) -> None:
 
 async def test_redis_set_get(stack: StackSettings) -> None:
     r = aioredis.Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
+        **stack.redis_client_options(),
     )
     try:
         key = f"smoke:{uuid.uuid4().hex}"

@@ -361,7 +361,8 @@ def test_observability_profile_scrapes_every_service(compose: dict[str, Any]) ->
     board = ROOT / "stack" / "observability" / "grafana" / "dashboards" / "campusconnect.json"
     text = board.read_text()
     for metric in (
-        "campus_projection_lag",
+        "campus_projection_lag_records",
+        "campus_projection_lag_seconds",
         "campus_projection_heartbeat_delay_seconds",
         "campus_http_request_seconds_bucket",
         "campus_replication_slot_retained_bytes",

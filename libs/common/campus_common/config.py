@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -32,6 +33,15 @@ class PostgresDsn(BaseModel):
         """libpq URL with the password percent-encoded."""
         pw = quote(self.password.get_secret_value(), safe="")
         return f"postgresql://{self.user}:{pw}@{self.host}:{self.port}/{self.database}"
+
+
+# Databases and roles sql/ and TimeScaleDB.sql create (stack/postgres/init.sh), spelled once.
+USERS_DB = "campus"
+USERS_ROLE = "campus_users"
+TS_DB = "campus_ts"
+TS_ROLE = "campus_ts"
+SUPERUSER = "postgres"
+NEO4J_USER = "neo4j"
 
 
 class KafkaConfig(BaseModel):
@@ -138,7 +148,100 @@ class CampusSettings(BaseSettings):
             sample_ratio=self.otel_sample_ratio,
         )
 
+    # How to reach each store: the one place an address is spelled. Services, the CLI, the
+    # tests and the bench pass the password they hold (each process holds only its own).
+
+    def users_db(self, password: SecretStr) -> PostgresDsn:
+        """The users service's database, as its own role."""
+        return PostgresDsn(
+            host=self.pg_host,
+            port=self.pg_port,
+            database=USERS_DB,
+            user=USERS_ROLE,
+            password=password,
+        )
+
+    def ts_db(self, password: SecretStr) -> PostgresDsn:
+        """The time-series database, as the time-series service's role."""
+        return PostgresDsn(
+            host=self.ts_pg_host,
+            port=self.ts_pg_port,
+            database=TS_DB,
+            user=TS_ROLE,
+            password=password,
+        )
+
+    def superuser_db(self, database: str, password: SecretStr) -> PostgresDsn:
+        """A database as the superuser (migrations, tests); campus_ts on its own server when
+        it has one (docker-compose's TimescaleDB), every other on the main one."""
+        ts = database == TS_DB
+        return PostgresDsn(
+            host=self.ts_pg_host if ts else self.pg_host,
+            port=self.ts_pg_port if ts else self.pg_port,
+            database=database,
+            user=SUPERUSER,
+            password=password,
+        )
+
+    @property
+    def neo4j_uri(self) -> str:
+        """Neo4j's Bolt address."""
+        return f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}"
+
+    def redis_options(self, password: SecretStr) -> dict[str, Any]:
+        """Keyword arguments for a redis-py client (add pool and timeout options to taste)."""
+        return {
+            "host": self.redis_host,
+            "port": self.redis_port,
+            "password": password.get_secret_value(),
+        }
+
+    def mongo_client_options(
+        self, *, user: str, password: SecretStr, mechanism: str, source: str = ""
+    ) -> dict[str, Any]:
+        """Keyword arguments for a PyMongo client (no URL, so no percent-encoding pitfalls).
+
+        FerretDB v1 only speaks PLAIN (checked by PostgreSQL, `$external`); MongoDB 7
+        (docker-compose) wants SCRAM-SHA-256 against `admin`, where its root user lives.
+        """
+        return {
+            "host": self.mongo_host,
+            "port": self.mongo_port,
+            "username": user,
+            "password": password.get_secret_value(),
+            "authMechanism": mechanism,
+            "authSource": source or ("$external" if mechanism == "PLAIN" else "admin"),
+            "tz_aware": True,
+        }
+
     def service_url(self, name: str) -> str:
         """Base URL of a sibling service: users, documents, graph, timeseries or gateway."""
         host, port = getattr(self, f"{name}_host"), getattr(self, f"{name}_port")
         return f"http://{host}:{port}"
+
+
+class StoreSettings(CampusSettings):
+    """Every store's credentials, for what looks into the stores itself: the `campus` CLI,
+    the tests and the bench (never a service: each service holds only its own secret)."""
+
+    users_db_password: SecretStr
+    ts_db_password: SecretStr
+    neo4j_password: SecretStr
+    redis_password: SecretStr
+
+    def users_dsn(self) -> str:
+        """libpq URL of the users database, as its service role."""
+        return self.users_db(self.users_db_password).dsn()
+
+    def ts_dsn(self) -> str:
+        """libpq URL of the time-series database, as its service role."""
+        return self.ts_db(self.ts_db_password).dsn()
+
+    @property
+    def neo4j_auth(self) -> tuple[str, str]:
+        """(user, password) for the Neo4j driver."""
+        return NEO4J_USER, self.neo4j_password.get_secret_value()
+
+    def redis_client_options(self) -> dict[str, Any]:
+        """`redis_options` with this process's password."""
+        return self.redis_options(self.redis_password)

@@ -15,12 +15,10 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.context import Context
@@ -29,11 +27,19 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from campus_common import telemetry, topics
 from campus_common.config import KafkaConfig
-from campus_common.kafka import ensure_topics, new_producer, start_with_retry, topic_partitions
+from campus_common.events import ChangeRecord, Event, Heartbeat
+from campus_common.kafka import (
+    ensure_topics_when_reachable,
+    new_producer,
+    start_with_retry,
+    topic_partitions,
+)
+from campus_common.retry import retrying
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M")
 # Untraced changes in one batch that each get a root span of their own (see `_traced`).
 UNTRACED_SPANS_PER_BATCH = 100
 
@@ -44,7 +50,16 @@ BATCH_SECONDS = Histogram(
 RETRIES = Counter(
     "campus_projection_retries_total", "Batches retried because the store was down", ["projection"]
 )
-LAG = Gauge("campus_projection_lag", "Records not yet applied", ["projection"])
+LAG_RECORDS = Gauge(
+    "campus_projection_lag_records",
+    "Records not yet applied, over the partitions this instance holds (after every batch)",
+    ["projection"],
+)
+LAG_SECONDS = Gauge(
+    "campus_projection_lag_seconds",
+    "Age of the oldest record not yet applied: 0 when caught up (after every batch)",
+    ["projection"],
+)
 STALENESS_DELAY = Gauge(
     "campus_projection_heartbeat_delay_seconds",
     "Commit-to-applied delay of the newest CDC heartbeat",
@@ -69,15 +84,77 @@ class PoisonRecordError(Exception):
     """Raised by a projection for a record that can never be applied."""
 
 
+@dataclass(frozen=True, slots=True)
+class Route(Generic[M, T]):
+    """One line of a projection's topic table: the typed model a topic carries, and the
+    handler that turns one such model into what the projection applies (None skips it)."""
+
+    parse: Callable[[bytes], M | None]
+    handle: Callable[[M], T | None]
+
+
+def _change(raw: bytes) -> ChangeRecord | None:
+    change = ChangeRecord.from_bytes(raw)
+    # A TRUNCATE names no rows and a logical message is not a row change: nothing to apply.
+    return None if change.op in ("t", "m") else change
+
+
+def _heartbeat(raw: bytes) -> Heartbeat | None:
+    change = _change(raw)
+    return Heartbeat.from_change(change) if change is not None else None
+
+
+def on_change(handle: Callable[[ChangeRecord], T | None]) -> Route[ChangeRecord, T]:
+    """A Debezium change topic, handled one `ChangeRecord` at a time."""
+    return Route(_change, handle)
+
+
+def on_event(handle: Callable[[Event], T | None]) -> Route[Event, T]:
+    """A domain-event topic, handled one `Event` envelope at a time."""
+    return Route(Event.from_bytes, handle)
+
+
+def on_heartbeat(handle: Callable[[Heartbeat], T | None]) -> Route[Heartbeat, T]:
+    """The CDC heartbeat topic; the runner also reads each beat for the staleness figure."""
+    return Route(_heartbeat, handle)
+
+
+def ignore(_: object) -> None:
+    """A handler for a topic a projection reads only for the runner (heartbeats, say)."""
+    return None
+
+
 class Projection(ABC, Generic[T]):
-    """A Kafka-fed view in one store. Subclasses decode records and apply batches."""
+    """A Kafka-fed view in one store: a topic → handler table, and how to apply a batch.
+
+    `routes` is the whole of a projection's subscription: the runner subscribes to its topics,
+    parses each record into the route's typed model (a parse error makes the record poison) and
+    hands that model to the route's handler.
+    """
 
     name: str
-    topics: Sequence[str]
+    routes: Mapping[str, Route[Any, T]]
 
-    @abstractmethod
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics this projection reads: the keys of its table."""
+        return tuple(self.routes)
+
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> T | None:
-        """Decode a raw record; None skips it (e.g. a tombstone); raising makes it poison."""
+        """The record through its route; None skips it (e.g. a tombstone)."""
+        return self.decode_with_beat(record)[0]
+
+    def decode_with_beat(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> tuple[T | None, Heartbeat | None]:
+        """`decode`, plus the heartbeat the record carries (parsed once, here)."""
+        if record.value is None:
+            return None, None
+        route = self.routes[record.topic]
+        model = route.parse(record.value)
+        if model is None:
+            return None, None
+        return route.handle(model), model if isinstance(model, Heartbeat) else None
 
     @abstractmethod
     async def apply(self, batch: Sequence[Delivered[T]]) -> None:
@@ -108,7 +185,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to be applied and committed before giving partitions up.
         async with self.runner.batch_lock:
-            pass
+            for tp in revoked:  # their lag is the new owner's to report
+                self.runner._next_offset.pop(tp, None)
+                self.runner._in_flight_ts_ms.pop(tp, None)
+                self.runner._last_applied_ts_ms.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # A pause is a property of the projection, not of the partitions it held before.
@@ -153,6 +233,10 @@ class ProjectionRunner(Generic[T]):
         self.dead_letter_topic = topics.dead_letter(projection.name)
         self.recent_writes = telemetry.RecentWrites()
         self._tracer: Tracer | None = None
+        # What the lag gauges are computed from, per partition this instance holds.
+        self._next_offset: dict[TopicPartition, int] = {}
+        self._in_flight_ts_ms: dict[TopicPartition, int] = {}
+        self._last_applied_ts_ms: dict[TopicPartition, int] = {}
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -238,7 +322,6 @@ class ProjectionRunner(Generic[T]):
             out.append(
                 PartitionStatus(tp.topic, tp.partition, committed, end, max(end - committed, 0))
             )
-        LAG.labels(self.projection.name).set(sum(p.lag for p in out))
         return out
 
     # the loop ------------------------------------------------------------------------------
@@ -246,20 +329,31 @@ class ProjectionRunner(Generic[T]):
     async def _run(self) -> None:
         # Any failure outside a batch (broker gone, commit refused in a rebalance) restarts the
         # consumer from its committed offsets; what was applied but not committed is re-applied.
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                await self._consume()
-                return
-            except Exception:
-                log.exception("projection %s crashed; restarting", self.projection.name)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, self.max_backoff_s)
+        name = self.projection.name
+        try:
+            async for attempt in retrying(
+                f"projection {name} (restarting its consumer)",
+                on=Exception,
+                log=log,
+                stop=self._stop,
+                cap_s=self.max_backoff_s,
+                with_traceback=True,
+            ):
+                with attempt:
+                    await self._consume()
+        except Exception:
+            if not self._stop.is_set():
+                raise
+            log.info("projection %s stopped while restarting", name)
 
     async def _consume(self) -> None:
         name = self.projection.name
-        await self._wait_for_kafka()
+        await ensure_topics_when_reachable(
+            self.kafka,
+            [*self.projection.topics, self.dead_letter_topic],
+            what=f"projection {name}",
+            stop=self._stop,
+        )
         if self._stop.is_set():
             return
         consumer = AIOKafkaConsumer(
@@ -281,6 +375,10 @@ class ProjectionRunner(Generic[T]):
                     timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
                 )
                 for tp, records in batches.items():
+                    # Where each partition stands, for the lag gauges, before any batch waits.
+                    self._next_offset[tp] = records[0].offset
+                    self._in_flight_ts_ms[tp] = records[0].timestamp
+                for tp, records in batches.items():
                     if self._stop.is_set():
                         break
                     async with self.batch_lock:
@@ -297,6 +395,10 @@ class ProjectionRunner(Generic[T]):
                         # Commit only after the side effect: a crash before this line redelivers.
                         await consumer.commit({tp: records[-1].offset + 1})
                         self.in_flight = None
+                        self._next_offset[tp] = records[-1].offset + 1
+                        self._last_applied_ts_ms[tp] = records[-1].timestamp
+                        self._in_flight_ts_ms.pop(tp, None)
+                self._observe_lag()
         except _Stopping:
             log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
         finally:
@@ -304,27 +406,43 @@ class ProjectionRunner(Generic[T]):
             await consumer.stop()
             self.consumer = None
 
-    async def _wait_for_kafka(self) -> None:
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                await ensure_topics(self.kafka, [*self.projection.topics, self.dead_letter_topic])
-                return
-            except Exception as exc:
-                log.warning("projection %s waiting for kafka: %s", self.projection.name, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, self.max_backoff_s)
+    def _observe_lag(self) -> None:
+        """Set both lag gauges from what this consumer already knows (no broker round trip),
+        after every batch and before every wait for a store that is down, so a scrape shows
+        the lag now, not the lag of the last `/projections` call."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        records = 0
+        seconds = 0.0
+        now = time.time()
+        for tp in consumer.assignment():
+            end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+            next_offset = self._next_offset.get(tp)
+            if end is None or next_offset is None:
+                continue  # nothing fetched from this partition yet
+            behind = max(end - next_offset, 0)
+            records += behind
+            # The oldest record not applied: the first of the batch in flight, else one no
+            # older than the last record applied.
+            oldest_ms = self._in_flight_ts_ms.get(tp) or self._last_applied_ts_ms.get(tp)
+            if behind and oldest_ms is not None:
+                seconds = max(seconds, now - oldest_ms / 1000)
+        LAG_RECORDS.labels(self.projection.name).set(records)
+        LAG_SECONDS.labels(self.projection.name).set(round(seconds, 3) if records else 0.0)
 
     async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         name = self.projection.name
         decoded: list[Delivered[T]] = []
+        beats: list[Heartbeat] = []
         for rec in records:
             try:
-                value = self.projection.decode(rec)
+                value, beat = self.projection.decode_with_beat(rec)
             except Exception as exc:
                 await self._dead_letter(rec, exc)
                 continue
+            if beat is not None:
+                beats.append(beat)
             if value is None:
                 RECORDS.labels(name, "skipped").inc()
                 continue
@@ -332,6 +450,7 @@ class ProjectionRunner(Generic[T]):
                 Delivered(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key, value)
             )
         if not decoded:
+            self._note_heartbeats(beats)
             return
         started = time.perf_counter()
         with self._traced(records, decoded):
@@ -349,8 +468,7 @@ class ProjectionRunner(Generic[T]):
         RECORDS.labels(name, "applied").inc(len(decoded))
         self.applied_total += len(decoded)
         self.last_applied_at = time.time()
-        if records[0].topic == topics.HEARTBEATS:
-            self._note_heartbeats(records)
+        self._note_heartbeats(beats)
 
     @contextlib.contextmanager
     def _traced(
@@ -444,16 +562,15 @@ class ProjectionRunner(Generic[T]):
                 )
             )
 
-    def _note_heartbeats(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        for rec in records:
-            with contextlib.suppress(Exception):
-                beat = orjson.loads(rec.value or b"null")["after"]["beat_at"]
-                beat_at = datetime.fromisoformat(beat).timestamp()
-                if self.last_beat_at is None or beat_at > self.last_beat_at:
-                    self.last_beat_at, self.last_beat_applied_at = beat_at, time.time()
-                    STALENESS_DELAY.labels(self.projection.name).set(
-                        self.last_beat_applied_at - beat_at
-                    )
+    def _note_heartbeats(self, beats: Sequence[Heartbeat]) -> None:
+        """Remember the newest heartbeat now in the store (they were applied with the batch)."""
+        for beat in beats:
+            beat_at = beat.beat_at.timestamp()
+            if self.last_beat_at is None or beat_at > self.last_beat_at:
+                self.last_beat_at, self.last_beat_applied_at = beat_at, time.time()
+                STALENESS_DELAY.labels(self.projection.name).set(
+                    self.last_beat_applied_at - beat_at
+                )
 
     def staleness(self) -> float | None:
         """Seconds the store may be behind PostgreSQL, from the heartbeat row flowing through CDC.
@@ -493,27 +610,30 @@ class ProjectionRunner(Generic[T]):
         return round(max(time.time() - oldest, 0.0), 3) if oldest is not None else 0.0
 
     async def _apply_with_retry(self, batch: Sequence[Delivered[T]]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.projection.apply(batch)
-                return
-            except Exception as exc:
-                if not self.projection.is_transient(exc):
-                    raise _PoisonInBatchError() from exc
-                RETRIES.labels(self.projection.name).inc()
-                log.warning(
-                    "projection %s: store unavailable (%s: %s), retrying in %.1fs",
-                    self.projection.name,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-            if self._stop.is_set():
-                raise _Stopping()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, self.max_backoff_s)
+        name = self.projection.name
+
+        def store_unavailable(exc: BaseException) -> bool:
+            if self.projection.is_transient(exc):
+                RETRIES.labels(name).inc()
+                self._observe_lag()  # the lag grows while we wait: let a scrape see it
+                return True
+            return False
+
+        try:
+            async for attempt in retrying(
+                f"projection {name}: applying to the store",
+                on=store_unavailable,
+                log=log,
+                stop=self._stop,
+                initial_s=0.2,
+                cap_s=self.max_backoff_s,
+            ):
+                with attempt:
+                    await self.projection.apply(batch)
+        except Exception as exc:
+            if not self.projection.is_transient(exc):
+                raise _PoisonInBatchError() from exc
+            raise _Stopping() from exc  # only a stop ends the waiting for the store
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
         if self._dlq is None:

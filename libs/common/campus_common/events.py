@@ -91,3 +91,27 @@ class ChangeRecord(BaseModel):
     def from_bytes(cls, raw: bytes) -> ChangeRecord:
         """Parse a record value; raises on anything else."""
         return cls.model_validate_json(raw)
+
+
+class Heartbeat(BaseModel):
+    """Debezium's heartbeat row: proof that CDC was flowing at `beat_at` (WAL position `lsn`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    beat_at: datetime
+    lsn: int
+
+    @classmethod
+    def from_change(cls, change: ChangeRecord) -> Heartbeat | None:
+        """The beat a heartbeat-table change carries; None for a delete (it carries none)."""
+        if change.is_delete:
+            return None
+        beat_at = change.row["beat_at"]
+        parsed = (
+            datetime.fromtimestamp(beat_at / 1_000_000, tz=UTC)
+            if isinstance(beat_at, int) and not isinstance(beat_at, bool)
+            else datetime.fromisoformat(beat_at)
+        )
+        return cls(
+            beat_at=parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), lsn=change.position
+        )

@@ -13,6 +13,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from campus_common.config import KafkaConfig
 from campus_common.events import Event
+from campus_common.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,28 @@ async def start_with_retry(
     client: AIOKafkaProducer, *, what: str, stop: asyncio.Event | None = None
 ) -> None:
     """Start a Kafka client, waiting (with backoff) while the broker is down."""
-    delay = 0.5
-    while True:
-        try:
+    # Any failure to start means the broker is unreachable: wait, never give up silently.
+    async for attempt in retrying(f"kafka for {what}", on=Exception, log=log, stop=stop):
+        with attempt:
             await client.start()
-            return
-        except Exception as exc:  # broker unreachable: wait, never give up silently
-            if stop is not None and stop.is_set():
-                raise
-            log.warning("kafka not reachable for %s, retrying in %.1fs: %s", what, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+
+async def ensure_topics_when_reachable(
+    kafka: KafkaConfig, topics: Iterable[str], *, what: str, stop: asyncio.Event | None = None
+) -> None:
+    """`ensure_topics`, waiting while the broker is unreachable (until `stop` is set)."""
+    names = list(topics)
+    async for attempt in retrying(f"kafka for {what}", on=Exception, log=log, stop=stop):
+        with attempt:
+            await ensure_topics(kafka, names)
+
+
+async def reachable(kafka: KafkaConfig) -> None:
+    """A TCP handshake with the first bootstrap broker: cheap enough for every /health."""
+    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.close()
+    await writer.wait_closed()
 
 
 async def publish(producer: AIOKafkaProducer, topic: str, event: Event) -> None:

@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -225,3 +225,6 @@ async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 MAX_ID = 2**63 - 1  # bigint: larger ids would overflow the driver rather than be "not found"
+# An id in a path and a keyset cursor, validated alike everywhere: out of range is a 422.
+Id = Annotated[int, Path(gt=0, le=MAX_ID)]
+After = Annotated[int, Query(ge=0, le=MAX_ID)]

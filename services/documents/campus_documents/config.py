@@ -23,16 +23,14 @@ class Settings(CampusSettings):
     relay_idle_s: float = 1.0
 
     def mongo_options(self) -> dict[str, Any]:
-        """Keyword arguments for AsyncMongoClient (no URL, so no percent-encoding pitfalls)."""
+        """Keyword arguments for AsyncMongoClient: the address from CampusSettings, our pool."""
         return {
-            "host": self.mongo_host,
-            "port": self.mongo_port,
-            "username": self.docs_db_user,
-            "password": self.docs_db_password.get_secret_value(),
-            "authMechanism": self.mongo_auth_mechanism,
-            "authSource": self.mongo_auth_source
-            or ("$external" if self.mongo_auth_mechanism == "PLAIN" else "admin"),
-            "tz_aware": True,
+            **self.mongo_client_options(
+                user=self.docs_db_user,
+                password=self.docs_db_password,
+                mechanism=self.mongo_auth_mechanism,
+                source=self.mongo_auth_source,
+            ),
             "maxPoolSize": self.docs_db_pool_max,
             "serverSelectionTimeoutMS": 3000,
             "connectTimeoutMS": 3000,

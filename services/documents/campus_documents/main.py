@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from campus_common import telemetry
 from campus_common.internal_auth import ServiceAuth, Signer
 from campus_common.logging import configure_logging
+from campus_common.retry import retrying
 from campus_common.web import create_app
 from campus_documents import repository as repo
 from campus_documents.config import Settings, get_settings
@@ -29,15 +30,9 @@ log = logging.getLogger(__name__)
 async def _prepare(db: repo.Db, ready: asyncio.Event, relay: OutboxRelay) -> None:
     # The unique idempotency indexes must exist before the first write: requests get a 503
     # until they do. Meanwhile the app serves /health (degraded), so the stack sees it is up.
-    delay = 0.5
-    while True:
-        try:
+    async for attempt in retrying("document store indexes", on=PyMongoError, log=log):
+        with attempt:
             await repo.ensure_indexes(db)
-            break
-        except PyMongoError as exc:
-            log.warning("document store not ready (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
     ready.set()
     await relay.start()
 

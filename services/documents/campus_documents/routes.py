@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
 from campus_common.errors import ForbiddenError, InvalidError, UnavailableError
 from campus_common.internal_auth import InternalCaller, ensure_acts_as
-from campus_common.web import MAX_ID
+from campus_common.web import MAX_ID, Id
 from campus_documents import service
 from campus_documents.schemas import (
     CommentCreate,
@@ -31,7 +31,7 @@ from campus_documents.users_client import UsersClient
 
 router = APIRouter()
 
-GroupId = Annotated[int, Path(gt=0, le=MAX_ID)]
+GroupId = Id
 PositiveId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=200)]

@@ -142,9 +142,7 @@ def _entry_time(entry: Any) -> datetime:
 def new_redis(settings: Settings) -> Redis:
     """A pooled client that fails fast: a down Redis must not slow every request down."""
     return Redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        password=settings.redis_password.get_secret_value(),
+        **settings.redis_options(settings.redis_password),
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(NoBackoff(), 1),

@@ -21,7 +21,8 @@ from typing import Annotated, Any
 import httpx
 import orjson
 from fastapi import APIRouter, Cookie, Depends, Form, Query, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from campus_common.errors import ForbiddenError, NotFoundError
 from campus_gateway.auth import Principal, decode_token, unauthorized
@@ -192,30 +193,28 @@ async def snapshot(gw: Any, http: httpx.AsyncClient, admin: Principal) -> dict[s
     }
 
 
-@router.get("/dashboard/stream")
+@router.get("/dashboard/stream", response_class=EventSourceResponse)
 async def stream(
     request: Request,
     gw: Gw,
     principal: SessionAdmin,
     interval: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
-) -> StreamingResponse:
-    """Server-Sent Events: one JSON frame per `interval` seconds (the signed-in admin only)."""
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events: one JSON frame per `interval` seconds (the signed-in admin only).
+
+    FastAPI frames the events and sends a keep-alive comment whenever no frame has gone out
+    for 15 s (a slow snapshot while a store is down), so proxies keep the stream open.
+    """
     base = f"http://{gw.settings.connect_host}:{gw.settings.connect_port}"
-
-    async def frames() -> AsyncIterator[bytes]:
-        auth = httpx.BasicAuth(
-            gw.settings.connect_user, gw.settings.connect_password.get_secret_value()
-        )
-        async with httpx.AsyncClient(base_url=base, timeout=2, auth=auth) as http:
-            while not await request.is_disconnected():
-                started = time.monotonic()
-                with contextlib.suppress(Exception):  # one bad frame must not end the stream
-                    frame = await snapshot(gw, http, principal)
-                    yield b"data: " + orjson.dumps(frame) + b"\n\n"
-                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    return StreamingResponse(
-        frames(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    auth = httpx.BasicAuth(
+        gw.settings.connect_user, gw.settings.connect_password.get_secret_value()
     )
+    async with httpx.AsyncClient(base_url=base, timeout=2, auth=auth) as http:
+        while not await request.is_disconnected():
+            started = time.monotonic()
+            frame: dict[str, Any] | None = None
+            with contextlib.suppress(Exception):  # one bad frame must not end the stream
+                frame = await snapshot(gw, http, principal)
+            if frame is not None:
+                yield ServerSentEvent(raw_data=orjson.dumps(frame).decode())
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -17,7 +17,7 @@ from campus_common.web import create_app
 from campus_gateway import dashboard
 from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
-from campus_gateway.consumers import CacheProjection
+from campus_gateway.projection import CacheProjection
 from campus_gateway.ratelimit import LoginLimits, RateLimiter
 from campus_gateway.routes import admin, groups, ops, posts, social, users
 from campus_gateway.service import Gateway, ensure_admin

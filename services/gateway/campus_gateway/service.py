@@ -13,19 +13,17 @@ import orjson
 
 from campus_common.consumer import ProjectionRunner
 from campus_common.errors import NotFoundError, UnavailableError
+from campus_common.retry import retrying
 from campus_gateway.auth import Principal
 from campus_gateway.cache import Cache, CacheUnavailableError, Kind
 from campus_gateway.config import Settings
-from campus_gateway.schemas import GroupProfile, LeaderboardEntry, UserProfile
+from campus_gateway.profiles import normalize
+from campus_gateway.schemas import LeaderboardEntry
 from campus_gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
 CacheOutcome = Literal["hit", "miss", "bypass"]
-_MODELS: dict[Kind, type[UserProfile] | type[GroupProfile]] = {
-    "user": UserProfile,
-    "group": GroupProfile,
-}
 _PATHS: dict[Kind, str] = {"user": "/users", "group": "/groups"}
 
 
@@ -37,13 +35,6 @@ class Gateway:
     upstream: Upstream
     cache: Cache
     projections: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
-
-
-def normalize(kind: Kind, raw: bytes | dict[str, Any]) -> bytes:
-    """A profile as the cache stores it, whichever path it came by."""
-    model = _MODELS[kind]
-    obj = model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
-    return obj.model_dump_json().encode()
 
 
 async def get_profile(*, gw: Gateway, kind: Kind, entity_id: int) -> tuple[bytes, CacheOutcome]:
@@ -190,22 +181,22 @@ async def ensure_admin(*, gw: Gateway, retry_s: float = 2.0) -> None:
         "full_name": "CampusConnect administrator",
         "password": settings.admin_password.get_secret_value(),
     }
-    while True:
-        try:
-            await gw.upstream.call("users", "POST", "/users", json=body)
-            log.info("admin account %s created", settings.admin_email)
+
+    def users_not_ready(exc: BaseException) -> bool:
+        return isinstance(exc, UpstreamError) and exc.status_code >= 500
+
+    try:
+        async for attempt in retrying(
+            "creating the admin account", on=users_not_ready, log=log, initial_s=retry_s
+        ):
+            with attempt:
+                await gw.upstream.call("users", "POST", "/users", json=body)
+        log.info("admin account %s created", settings.admin_email)
+    except UpstreamError as exc:
+        if exc.status_code == 409:
+            await _check_admin_password(gw=gw)
             return
-        except UpstreamError as exc:
-            if exc.status_code == 409:
-                await _check_admin_password(gw=gw)
-                return
-            if exc.status_code < 500:
-                log.error("cannot create the admin account: %s", exc.body)
-                return
-            log.info(
-                "users service not ready for the admin account (%s); retrying", exc.status_code
-            )
-        await asyncio.sleep(retry_s)
+        log.error("cannot create the admin account: %s", exc.body)
 
 
 async def _check_admin_password(*, gw: Gateway) -> None:

@@ -11,6 +11,7 @@ import httpx
 import orjson
 
 from campus_common.internal_auth import Signer
+from campus_common.retry import retrying
 from campus_gateway.auth import Principal
 from campus_gateway.config import SERVICES, Settings
 
@@ -105,28 +106,34 @@ class Upstream:
             ),
         }
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
-        for attempt in range(attempts):
-            try:
-                resp = await client.request(
-                    method, path, params=_query(params), json=json, headers=headers
-                )
-                break
-            except RETRYABLE as exc:
-                if attempt + 1 < attempts:
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                log.warning("%s unreachable on %s %s: %r", service, method, path, exc)
-                raise unavailable(service) from exc
-            except httpx.TimeoutException as exc:
-                log.warning("%s timed out on %s %s: %r", service, method, path, exc)
-                raise UpstreamError(
-                    504,
-                    {"detail": f"the {service} service did not answer in time", "service": service},
-                    service,
-                ) from exc
-            except httpx.HTTPError as exc:
-                log.warning("%s failed on %s %s: %r", service, method, path, exc)
-                raise unavailable(service) from exc
+        try:
+            # A refused or reset connection is retried (idempotent methods only) at once-ish:
+            # the request is waiting, and a pooled connection closed by the peer is the usual case.
+            async for attempt in retrying(
+                f"{service} {method} {path}",
+                on=RETRYABLE,
+                log=log,
+                attempts=attempts,
+                initial_s=0.05,
+                cap_s=0.2,
+            ):
+                with attempt:
+                    resp = await client.request(
+                        method, path, params=_query(params), json=json, headers=headers
+                    )
+        except RETRYABLE as exc:
+            log.warning("%s unreachable on %s %s: %r", service, method, path, exc)
+            raise unavailable(service) from exc
+        except httpx.TimeoutException as exc:
+            log.warning("%s timed out on %s %s: %r", service, method, path, exc)
+            raise UpstreamError(
+                504,
+                {"detail": f"the {service} service did not answer in time", "service": service},
+                service,
+            ) from exc
+        except httpx.HTTPError as exc:
+            log.warning("%s failed on %s %s: %r", service, method, path, exc)
+            raise unavailable(service) from exc
         if resp.status_code < 400:
             return Reply(resp.status_code, resp.content, _response_headers(resp))
         raise _error_from(service, resp)

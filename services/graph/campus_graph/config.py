@@ -20,10 +20,6 @@ class Settings(CampusSettings):
     outbox_poll_s: float = 1.0
     outbox_batch: int = 200
 
-    @property
-    def neo4j_uri(self) -> str:
-        return f"bolt://{self.neo4j_host}:{self.neo4j_bolt_port}"
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -20,12 +20,14 @@ from neo4j.exceptions import (
 from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.internal_auth import ServiceAuth, Signer
+from campus_common.kafka import reachable
 from campus_common.logging import configure_logging
+from campus_common.retry import retrying
 from campus_common.web import create_app
 from campus_graph import repository as repo
 from campus_graph.config import get_settings
-from campus_graph.consumers import GraphChange, GraphProjection
 from campus_graph.outbox import OutboxRelay
+from campus_graph.projection import GraphChange, GraphProjection
 from campus_graph.routes import router
 
 log = logging.getLogger(__name__)
@@ -34,16 +36,11 @@ log = logging.getLogger(__name__)
 async def _bootstrap(
     driver: AsyncDriver, runner: ProjectionRunner[GraphChange], *, project: bool
 ) -> None:
-    # Constraints first: MERGE is only race-free with them. Neo4j may still be starting.
-    delay = 0.5
-    while True:
-        try:
+    # Constraints first: MERGE is only race-free with them. Neo4j may still be starting, and
+    # until it answers any failure is worth waiting out (the service reports "degraded").
+    async for attempt in retrying("neo4j schema", on=Exception, log=log):
+        with attempt:
             await repo.ensure_schema(driver)
-            break
-        except Exception as exc:
-            log.warning("neo4j schema not ready, retrying in %.1fs: %r", delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
     if project:
         await runner.start()
 
@@ -84,9 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repo.ping(driver)
 
     async def kafka() -> None:
-        _, writer = await asyncio.open_connection(settings.kafka_host, settings.kafka_port)
-        writer.close()
-        await writer.wait_closed()
+        await reachable(settings.kafka)
 
     app.state.health_checks = {"neo4j": neo4j, "kafka": kafka}
     bootstrap = asyncio.create_task(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from neo4j import AsyncDriver
 
 from campus_common.internal_auth import InternalCaller, ensure_acts_as
-from campus_common.web import MAX_ID
+from campus_common.web import After, Id
 from campus_graph import service
 from campus_graph.schemas import (
     FollowCreate,
@@ -25,9 +25,7 @@ from campus_graph.schemas import (
 )
 
 router = APIRouter()
-Id = Annotated[int, Path(gt=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[int, Query(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 

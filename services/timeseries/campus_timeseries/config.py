@@ -18,13 +18,7 @@ class Settings(CampusSettings):
 
     @property
     def db(self) -> PostgresDsn:
-        return PostgresDsn(
-            host=self.ts_pg_host,
-            port=self.ts_pg_port,
-            database="campus_ts",
-            user="campus_ts",
-            password=self.ts_db_password,
-        )
+        return self.ts_db(self.ts_db_password)
 
 
 @lru_cache

@@ -15,7 +15,7 @@ from campus_common.projection_api import internal_router as projection_router
 from campus_common.web import create_app
 from campus_timeseries import service
 from campus_timeseries.config import get_settings
-from campus_timeseries.consumers import TimeseriesProjection
+from campus_timeseries.projection import TimeseriesProjection
 from campus_timeseries.routes import router
 
 

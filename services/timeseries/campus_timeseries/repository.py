@@ -7,17 +7,28 @@ live in its functions (time_bucket, event_buckets, refresh_rollups, ensure_parti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-if TYPE_CHECKING:
-    from campus_timeseries.consumers import EventRow
-
 Conn = AsyncConnection[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One row of `events`."""
+
+    time: datetime
+    user_id: int | None
+    event_type: str
+    properties: dict[str, Any]
+    source: str
+    dedupe_key: str
+
 
 # A batch is COPYed (binary) into a session-local table, then merged in one statement; ON
 # CONFLICT drops what is already stored. Measured ~1.7x faster than one INSERT over unnest().

@@ -11,13 +11,7 @@ class Settings(CampusSettings):
 
     @property
     def db(self) -> PostgresDsn:
-        return PostgresDsn(
-            host=self.pg_host,
-            port=self.pg_port,
-            database="campus",
-            user="campus_users",
-            password=self.users_db_password,
-        )
+        return self.users_db(self.users_db_password)
 
 
 @lru_cache

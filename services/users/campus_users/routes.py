@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from campus_common.errors import ForbiddenError, NotFoundError
 from campus_common.internal_auth import (
@@ -12,7 +12,7 @@ from campus_common.internal_auth import (
     ensure_acts_as,
     gateway_or_operator,
 )
-from campus_common.web import MAX_ID
+from campus_common.web import MAX_ID, After, Id
 from campus_users import service
 from campus_users.schemas import (
     Credentials,
@@ -27,9 +27,7 @@ from campus_users.schemas import (
 )
 
 router = APIRouter()
-Id = Annotated[int, Path(gt=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[int, Query(ge=0, le=MAX_ID)]
 Ids = Annotated[list[int], Query(max_length=500)]
 
 

@@ -51,8 +51,8 @@ async def pg(stack: StackSettings) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def neo4j(stack: StackSettings) -> AsyncIterator[AsyncDriver]:
-    uri = f"bolt://{stack.neo4j_host}:{stack.neo4j_bolt_port}"
-    auth = ("neo4j", stack.neo4j_password.get_secret_value())
+    uri = stack.neo4j_uri
+    auth = stack.neo4j_auth
     async with AsyncGraphDatabase.driver(uri, auth=auth) as driver:
         yield driver
 

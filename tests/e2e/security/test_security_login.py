@@ -38,9 +38,7 @@ async def test_wrong_passwords_lock_the_account_for_a_while(
 async def test_the_address_limit_counts_every_attempt(stack: StackSettings) -> None:
     """The login limiter's script against the real Redis, for a made-up address."""
     redis = Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
+        **stack.redis_client_options(),
         socket_timeout=2,
     )
     address = f"198.51.100.{uuid.uuid4().int % 250}"

@@ -10,13 +10,20 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import orjson
+import prometheus_client
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from campus_common import topics
-from campus_common.consumer import Delivered, PoisonRecordError, Projection, ProjectionRunner
+from campus_common.consumer import (
+    Delivered,
+    PoisonRecordError,
+    Projection,
+    ProjectionRunner,
+    Route,
+)
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 
@@ -28,18 +35,10 @@ class CountingProjection(Projection[dict[str, int]]):
 
     def __init__(self, redis: aioredis.Redis, topic: str) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}"
-        self.topics = [topic]
+        self.routes = {topic: Route(_counter, _same)}
         self.redis = redis
         self.key = f"test:applied:{self.name}"
         self.store_down = False
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> dict[str, int] | None:
-        if record.value is None:
-            return None
-        value = orjson.loads(record.value)
-        if not isinstance(value, dict) or "n" not in value:
-            raise ValueError("not a counter record")
-        return value
 
     async def apply(self, batch: Sequence[Delivered[dict[str, int]]]) -> None:
         if self.store_down:
@@ -56,12 +55,21 @@ class CountingProjection(Projection[dict[str, int]]):
         return {int(k): int(v) for k, v in raw.items()}
 
 
+def _counter(raw: bytes) -> dict[str, int]:
+    value = orjson.loads(raw)
+    if not isinstance(value, dict) or "n" not in value:
+        raise ValueError("not a counter record")
+    return value
+
+
+def _same(value: dict[str, int]) -> dict[str, int]:
+    return value
+
+
 @pytest.fixture
 async def redis(stack: StackSettings) -> AsyncIterator[aioredis.Redis]:
     r = aioredis.Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
+        **stack.redis_client_options(),
     )
     yield r
     await r.aclose()
@@ -139,10 +147,16 @@ async def test_the_consumer_waits_while_the_store_is_down(
         await send(producer, topic, [{"n": i} for i in range(50)])
         await eventually(lambda: _lag(runner), until=lambda lag: lag == 50, timeout=15)
         assert await proj.counts() == {}
+        # The gauges follow the runner, not /projections: a scrape now shows the backlog.
+        records, seconds = await eventually(
+            lambda: _gauges(proj.name), until=lambda g: g[0] == 50 and g[1] > 0, timeout=15
+        )
+        assert (records, seconds > 0) == (50, True)
         proj.store_down = False
         counts = await eventually(proj.counts, until=lambda c: len(c) == 50, timeout=15)
         assert set(counts.values()) == {1}
         assert await eventually(lambda: _lag(runner), until=lambda lag: lag == 0) == 0
+        assert await eventually(lambda: _gauges(proj.name), until=lambda g: g == (0, 0)) == (0, 0)
     finally:
         await runner.stop()
 
@@ -174,6 +188,15 @@ async def test_pause_resume_and_restart_resume_from_committed_offsets(
         assert set(counts.values()) == {1}
     finally:
         await again.stop()
+
+
+async def _gauges(projection: str) -> tuple[float, float]:
+    """campus_projection_lag_records and _seconds as a Prometheus scrape would read them."""
+    registry = prometheus_client.REGISTRY
+    labels = {"projection": projection}
+    records = registry.get_sample_value("campus_projection_lag_records", labels)
+    seconds = registry.get_sample_value("campus_projection_lag_seconds", labels)
+    return (records or 0.0, seconds or 0.0)
 
 
 async def _lag(runner: ProjectionRunner[dict[str, int]]) -> int:

@@ -37,9 +37,7 @@ async def admin(http: httpx.AsyncClient, gw: str, stack: StackSettings) -> Accou
 @pytest.fixture
 async def redis(stack: StackSettings) -> AsyncIterator[Redis]:
     client = Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
+        **stack.redis_client_options(),
         socket_timeout=2,
     )
     try:

@@ -16,7 +16,7 @@ from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import LEADERBOARD, Cache, decode_entry
 from campus_gateway.config import get_settings
-from campus_gateway.consumers import CacheProjection
+from campus_gateway.projection import CacheProjection
 from tests.conftest import StackSettings
 from tests.helpers import eventually
 

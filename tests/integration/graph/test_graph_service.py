@@ -21,7 +21,7 @@ from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import Event
 from campus_common.web import MAX_ID
-from campus_graph.consumers import GraphChange, GraphProjection
+from campus_graph.projection import GraphChange, GraphProjection
 from tests.conftest import StackSettings
 from tests.helpers import eventually, unique_email
 
@@ -36,8 +36,8 @@ CDC_WAIT = 5.0
 @pytest.fixture(scope="module")
 async def neo4j(stack: StackSettings) -> AsyncIterator[AsyncDriver]:
     driver = AsyncGraphDatabase.driver(
-        f"bolt://{stack.neo4j_host}:{stack.neo4j_bolt_port}",
-        auth=("neo4j", stack.neo4j_password.get_secret_value()),
+        stack.neo4j_uri,
+        auth=stack.neo4j_auth,
     )
     try:
         yield driver

@@ -17,7 +17,7 @@ from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
 from campus_common.kafka import new_producer, publish
-from campus_timeseries.consumers import (
+from campus_timeseries.projection import (
     Decoded,
     EventRow,
     TimeseriesProjection,

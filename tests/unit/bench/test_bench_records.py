@@ -20,9 +20,9 @@ from bench.sinks import (
     user_rows,
 )
 from campus_common import topics
-from campus_common.consumer import Delivered, Projection
-from campus_graph.consumers import GraphChange, GraphProjection
-from campus_timeseries.consumers import EventRow, TimeseriesProjection
+from campus_common.consumer import Delivered, Projection, Route
+from campus_graph.projection import GraphChange, GraphProjection
+from campus_timeseries.projection import EventRow, TimeseriesProjection
 
 pytestmark = pytest.mark.unit
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -66,15 +66,15 @@ def test_bench_events_decode_in_the_timeseries_projection() -> None:
 
 class Recorder(Projection[Any]):
     name = "recorder"
-    topics = (topics.USERS,)
 
     def __init__(self) -> None:
         self.decoded_from: list[str] = []
         self.applied_from: list[str] = []
+        self.routes = {topics.USERS: Route(bytes, self._users)}
 
-    def decode(self, rec: ConsumerRecord[bytes, bytes]) -> Any:
-        self.decoded_from.append(rec.topic)
-        return rec.value
+    def _users(self, value: bytes) -> bytes:
+        self.decoded_from.append(topics.USERS)
+        return value
 
     async def apply(self, batch: Any) -> None:
         self.applied_from += [d.topic for d in batch]
@@ -83,7 +83,7 @@ class Recorder(Projection[Any]):
 async def test_a_projection_on_a_bench_topic_sees_the_product_topic() -> None:
     inner = Recorder()
     wrapped = OnBenchTopic(inner, topic="bench.x.1", as_topic=topics.USERS)
-    assert wrapped.topics == ["bench.x.1"] and wrapped.name == "bench-recorder"
+    assert wrapped.topics == ("bench.x.1",) and wrapped.name == "bench-recorder"
     assert wrapped.decode(record("bench.x.1", b"v")) == b"v"
     await wrapped.apply([Delivered("bench.x.1", 0, 0, 0, None, b"v")])
     assert inner.decoded_from == inner.applied_from == [topics.USERS]

@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from campus_common import consumer, telemetry
 from campus_common.config import KafkaConfig
-from campus_common.consumer import Delivered, Projection, ProjectionRunner
+from campus_common.consumer import Delivered, Projection, ProjectionRunner, Route
 
 pytestmark = pytest.mark.unit
 
@@ -58,10 +58,7 @@ def test_recent_writes_keep_the_slowest_of_a_bounded_window() -> None:
 
 class _Noop(Projection[bytes]):
     name = "test"
-    topics = ("campus.public.users",)
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> bytes | None:
-        return record.value
+    routes = {"campus.public.users": Route(bytes, bytes)}
 
     async def apply(self, batch: Sequence[Delivered[bytes]]) -> None:
         return None

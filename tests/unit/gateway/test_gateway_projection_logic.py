@@ -16,7 +16,7 @@ from campus_common.consumer import PoisonRecordError
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import HOT_POSTS, LEADERBOARD, Cache
 from campus_gateway.config import Settings
-from campus_gateway.consumers import POINTS, CacheProjection
+from campus_gateway.projection import POINTS, CacheProjection
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from campus_common import topics
 from campus_common.consumer import PoisonRecordError
-from campus_graph.consumers import (
+from campus_graph.projection import (
     GraphChange,
     GraphProjection,
     is_data_error,

@@ -13,10 +13,9 @@ from aiokafka.structs import ConsumerRecord
 
 from campus_common import topics
 from campus_common.errors import InvalidError
-from campus_common.events import ChangeRecord, Event
-from campus_timeseries.consumers import (
+from campus_common.events import ChangeRecord, Event, Heartbeat
+from campus_timeseries.projection import (
     EventRow,
-    Heartbeat,
     TimeseriesProjection,
     clean,
     from_change,
@@ -118,8 +117,10 @@ def test_a_group_has_no_actor() -> None:
 
 def test_heartbeats_are_not_events() -> None:
     beat = change("u", after={"id": 1, "beat_at": "2026-11-22T02:00:00.5Z"}, table="heartbeats")
-    assert from_change(topics.HEARTBEATS, beat) == Heartbeat(
-        datetime(2026, 11, 22, 2, 0, 0, 500000, tzinfo=UTC)
+    raw = orjson.dumps(beat.model_dump(mode="json", by_alias=True))
+    projection = TimeseriesProjection(pool=None)  # type: ignore[arg-type]
+    assert projection.decode(record(topics.HEARTBEATS, raw)) == Heartbeat(
+        beat_at=datetime(2026, 11, 22, 2, 0, 0, 500000, tzinfo=UTC), lsn=beat.position
     )
 
 

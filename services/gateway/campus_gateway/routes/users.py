@@ -16,6 +16,7 @@ from campus_gateway import contract, service
 from campus_gateway.auth import ensure_self, is_admin_login, issue_token, unauthorized
 from campus_gateway.cache import CacheUnavailableError
 from campus_gateway.contract import errors
+from campus_gateway.profiles import normalize
 from campus_gateway.ratelimit import RateLimiter
 from campus_gateway.routes.deps import (
     Caller,
@@ -133,7 +134,7 @@ async def update_user(
         actor=caller,
     )
     with contextlib.suppress(CacheUnavailableError):
-        fresh = service.normalize("user", reply.content)
+        fresh = normalize("user", reply.content)
         await gw.cache.mark("user", user_id, "S", unless=fresh)
     return passthrough(reply)
 

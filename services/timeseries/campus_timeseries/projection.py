@@ -19,43 +19,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 import psycopg
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from campus_common import topics
-from campus_common.consumer import Delivered, Projection
-from campus_common.events import ChangeRecord, Event
+from campus_common.consumer import Delivered, Projection, on_change, on_event, on_heartbeat
+from campus_common.events import ChangeRecord, Event, Heartbeat
 from campus_common.telemetry import TRACE_COLUMN
 from campus_timeseries import repository as repo
+from campus_timeseries.repository import EventRow
 
 ROWS = Counter(
     "campus_timeseries_rows_total", "Events offered to the store, by outcome", ["outcome"]
 )
 BIGINT_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One row of `events`."""
-
-    time: datetime
-    user_id: int | None
-    event_type: str
-    properties: dict[str, Any]
-    source: str
-    dedupe_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """A Debezium heartbeat: proof that CDC was flowing at `beat_at`."""
-
-    beat_at: datetime
 
 
 Decoded = EventRow | Heartbeat
@@ -77,7 +59,6 @@ CDC_TABLES = {
         "group_memberships", "membership", ("user_id", "group_id"), "user_id", "joined_at"
     ),
 }
-TOPICS = (*CDC_TABLES, topics.HEARTBEATS, *topics.DOMAIN_TOPICS)
 _VERB = {"c": "created", "r": "created", "u": "updated", "d": "deleted"}
 
 
@@ -122,14 +103,10 @@ def _user_id(value: Any) -> int | None:
     return value
 
 
-def from_change(topic: str, change: ChangeRecord) -> Decoded | None:
-    """Map a Debezium change to a row (or a heartbeat); None for what is not an event."""
+def from_change(topic: str, change: ChangeRecord) -> EventRow | None:
+    """Map a Debezium change of a captured table to a row; None for what is not an event."""
     if change.op not in _VERB:
         return None  # truncate and logical-decoding messages carry no row
-    if topic == topics.HEARTBEATS:
-        if change.is_delete:
-            return None
-        return Heartbeat(parse_time(change.row["beat_at"]))
     table = CDC_TABLES.get(topic)
     if table is None:
         raise ValueError(f"no CDC mapping for topic {topic}")
@@ -179,17 +156,14 @@ class TimeseriesProjection(Projection[Decoded]):
     """Appends every event to `events`, once."""
 
     name = "timeseries"
-    topics = TOPICS
+    routes = {
+        **{topic: on_change(partial(from_change, topic)) for topic in CDC_TABLES},
+        topics.HEARTBEATS: on_heartbeat(lambda beat: beat),
+        **{topic: on_event(from_event) for topic in topics.DOMAIN_TOPICS},
+    }
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> Decoded | None:
-        if record.value is None:
-            return None  # tombstone
-        if record.topic in topics.DOMAIN_TOPICS:
-            return from_event(Event.from_bytes(record.value))
-        return from_change(record.topic, ChangeRecord.from_bytes(record.value))
 
     async def apply(self, batch: Sequence[Delivered[Decoded]]) -> None:
         rows = [d.value for d in batch if isinstance(d.value, EventRow)]

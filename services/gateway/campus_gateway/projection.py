@@ -13,11 +13,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ResponseError
 
 from campus_common import topics
-from campus_common.consumer import Delivered, PoisonRecordError, Projection
+from campus_common.consumer import (
+    Delivered,
+    PoisonRecordError,
+    Projection,
+    ignore,
+    on_change,
+    on_event,
+    on_heartbeat,
+)
 from campus_common.events import ChangeRecord, Event
 from campus_gateway.cache import (
     HOT_POSTS,
@@ -29,7 +36,7 @@ from campus_gateway.cache import (
     profile_key,
 )
 from campus_gateway.config import Settings
-from campus_gateway.service import normalize
+from campus_gateway.profiles import normalize
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +46,22 @@ POINTS = {"join": 5, "post": 10, "comment": 2, "like_received": 1, "friend": 1, 
 HOT_BOOST_S = {"comment": 3600, "like": 600}
 
 Item = ChangeRecord | Event
-CDC = frozenset(topics.CDC_TOPICS)
+
+
+def _keep(item: Item) -> Item:
+    return item
 
 
 class CacheProjection(Projection[Item]):
     name = "cache"
-    topics = (*topics.CDC_TOPICS, *topics.DOMAIN_TOPICS)
+    # Heartbeats are read for the runner's staleness figure only: Redis keeps no freshness row.
+    routes = {
+        topics.USERS: on_change(_keep),
+        topics.GROUPS: on_change(_keep),
+        topics.MEMBERSHIPS: on_change(_keep),
+        topics.HEARTBEATS: on_heartbeat(ignore),
+        **{topic: on_event(_keep) for topic in topics.DOMAIN_TOPICS},
+    }
 
     def __init__(self, cache: Cache, settings: Settings) -> None:
         self.cache = cache
@@ -54,14 +71,6 @@ class CacheProjection(Projection[Item]):
         self.invalidation_ttl = max(10, int(settings.upstream_timeout_s * 2))
         self.activity_max = settings.activity_list_max
         self.hot_max = settings.hot_posts_max
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> Item | None:
-        if record.value is None:
-            return None
-        if record.topic in CDC:
-            change = ChangeRecord.from_bytes(record.value)
-            return None if change.op in ("t", "m") else change
-        return Event.from_bytes(record.value)
 
     async def reset(self) -> None:
         """Remove every key this projection derives, before a rebuild replays the topics."""
@@ -98,31 +107,34 @@ class CacheProjection(Projection[Item]):
     # CDC ------------------------------------------------------------------------------------
 
     async def _change(self, pipe: Any, topic: str, change: ChangeRecord) -> int:
-        row = change.row
-        lsn = change.position
-        if topic == topics.USERS:
-            user_id = _id(row, "id")
-            key = profile_key("user", user_id)
-            if change.is_delete:
-                entry = encode_entry("D", lsn)
-                pipe.zrem(LEADERBOARD, user_id)  # a deleted account leaves the ranking
-            else:
-                entry = encode_entry("V", lsn, normalize("user", row))
-            await self.cache.put_if_newer(pipe, key, entry, lsn, self.ttl)
-            return 1
-        if topic == topics.GROUPS:
-            key = profile_key("group", _id(row, "id"))
-            if change.is_delete:
-                await self.cache.put_if_newer(pipe, key, encode_entry("D", lsn), lsn, self.ttl)
-            else:
-                # The row lacks member_count, so the entry is invalidated rather than refreshed.
-                await self.cache.put_if_newer(
-                    pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl
-                )
-            return 1
-        if topic == topics.MEMBERSHIPS:
-            return await self._membership(pipe, change, row, lsn)
-        return 0
+        write = {
+            topics.USERS: self._user,
+            topics.GROUPS: self._group,
+            topics.MEMBERSHIPS: self._membership,
+        }[topic]
+        return await write(pipe, change, change.row, change.position)
+
+    async def _user(self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int) -> int:
+        user_id = _id(row, "id")
+        key = profile_key("user", user_id)
+        if change.is_delete:
+            entry = encode_entry("D", lsn)
+            pipe.zrem(LEADERBOARD, user_id)  # a deleted account leaves the ranking
+        else:
+            entry = encode_entry("V", lsn, normalize("user", row))
+        await self.cache.put_if_newer(pipe, key, entry, lsn, self.ttl)
+        return 1
+
+    async def _group(self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int) -> int:
+        key = profile_key("group", _id(row, "id"))
+        if change.is_delete:
+            await self.cache.put_if_newer(pipe, key, encode_entry("D", lsn), lsn, self.ttl)
+        else:
+            # The row lacks member_count, so the entry is invalidated rather than refreshed.
+            await self.cache.put_if_newer(
+                pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl
+            )
+        return 1
 
     async def _membership(
         self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
-from aiokafka.structs import ConsumerRecord
 from neo4j import AsyncDriver
 from neo4j.exceptions import (
     ClientError,
@@ -22,20 +22,20 @@ from neo4j.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from campus_common import topics
-from campus_common.consumer import Delivered, PoisonRecordError, Projection
-from campus_common.events import ChangeRecord
+from campus_common.consumer import (
+    Delivered,
+    PoisonRecordError,
+    Projection,
+    on_change,
+    on_heartbeat,
+)
+from campus_common.events import ChangeRecord, Heartbeat
 from campus_common.web import MAX_ID
 from campus_graph import repository as repo
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["user", "group", "membership", "heartbeat"]
-TOPIC_KINDS: dict[str, Kind] = {
-    topics.USERS: "user",
-    topics.GROUPS: "group",
-    topics.MEMBERSHIPS: "membership",
-    topics.HEARTBEATS: "heartbeat",
-}
 PROJECTION = "graph"
 
 
@@ -76,10 +76,6 @@ class MembershipRow(MembershipKey):
     joined_at: datetime
 
 
-class HeartbeatRow(_Row):
-    beat_at: datetime
-
-
 @dataclass(frozen=True, slots=True)
 class GraphChange:
     """One decoded CDC change, reduced to what the graph keeps."""
@@ -96,20 +92,15 @@ def tombstone_key(kind: str, key: tuple[int, ...]) -> str:
     return ":".join([kind, *map(str, key)])
 
 
+def from_heartbeat(beat: Heartbeat) -> GraphChange:
+    """One freshness marker per projection, whatever the heartbeat row's id."""
+    return GraphChange("heartbeat", (), beat.lsn, False, {"beat_at": beat.beat_at})
+
+
 def to_change(kind: Kind, change: ChangeRecord) -> GraphChange | None:
     """Validate one Debezium change for `kind`; None when it carries nothing to apply."""
-    if change.op in ("t", "m"):
-        # A TRUNCATE names no rows and a logical message is not a row change.
-        log.warning("graph projection ignores op=%s on %s", change.op, change.source.table)
-        return None
     lsn = change.position
     row = change.row
-    if kind == "heartbeat":
-        if change.is_delete:
-            return None
-        beat = HeartbeatRow.model_validate(row)
-        # One freshness marker per projection, whatever the heartbeat row's id.
-        return GraphChange(kind, (), lsn, False, {"beat_at": beat.beat_at})
     if kind == "membership":
         mkey = MembershipKey.model_validate(row)
         key: tuple[int, ...] = (mkey.user_id, mkey.group_id)
@@ -170,17 +161,15 @@ class GraphProjection(Projection[GraphChange]):
     """Debezium changes of users, groups and memberships → Neo4j nodes and MEMBER_OF edges."""
 
     name = PROJECTION
-    topics = (topics.USERS, topics.GROUPS, topics.MEMBERSHIPS, topics.HEARTBEATS)
+    routes = {
+        topics.USERS: on_change(partial(to_change, "user")),
+        topics.GROUPS: on_change(partial(to_change, "group")),
+        topics.MEMBERSHIPS: on_change(partial(to_change, "membership")),
+        topics.HEARTBEATS: on_heartbeat(from_heartbeat),
+    }
 
     def __init__(self, driver: AsyncDriver) -> None:
         self.driver = driver
-
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> GraphChange | None:
-        """Parse the change record; raising sends it to the dead-letter topic."""
-        if record.value is None:
-            return None
-        kind = TOPIC_KINDS[record.topic]
-        return to_change(kind, ChangeRecord.from_bytes(record.value))
 
     async def apply(self, batch: Sequence[Delivered[GraphChange]]) -> None:
         """Write the batch in one transaction; a redelivered or older change changes nothing."""

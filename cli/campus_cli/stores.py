@@ -18,10 +18,6 @@ class StoreSettings(CommonStoreSettings):
     and credentials come from campus_common.config, the one place they are spelled."""
 
     docs_db_password: SecretStr
-    docs_db_user: str = "campus_docs"
-    docs_db_name: str = "campus"
-    mongo_auth_mechanism: str = "PLAIN"
-    mongo_auth_source: str = ""
     # The gateway's trims (same variables): the reconcile must know how much Redis keeps.
     activity_list_max: int = 50
     hot_posts_max: int = 1000
@@ -31,13 +27,10 @@ class StoreSettings(CommonStoreSettings):
 
     def mongo_options(self) -> dict[str, Any]:
         """Keyword arguments for AsyncMongoClient, as the documents service connects."""
-        options = self.mongo_client_options(
-            user=self.docs_db_user,
-            password=self.docs_db_password,
-            mechanism=self.mongo_auth_mechanism,
-            source=self.mongo_auth_source,
-        )
-        return {**options, "serverSelectionTimeoutMS": 5000}
+        return {
+            **self.mongo_client_options(self.docs_db_password),
+            "serverSelectionTimeoutMS": 5000,
+        }
 
     def redis(self) -> aioredis.Redis:
         return aioredis.Redis(**self.redis_client_options())

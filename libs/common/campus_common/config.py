@@ -85,6 +85,13 @@ class CampusSettings(BaseSettings):
     connect_host: str = ""
     neo4j_host: str = ""
     mongo_host: str = ""
+    # The documents database and how to sign in to it (the password is the documents service's
+    # secret, passed to mongo_client_options). FerretDB v1 only speaks PLAIN (checked by
+    # PostgreSQL, `$external`); MongoDB 7 (docker-compose) wants SCRAM-SHA-256 against `admin`.
+    docs_db_user: str = "campus_docs"
+    docs_db_name: str = "campus"
+    mongo_auth_mechanism: str = "PLAIN"
+    mongo_auth_source: str = ""
     gateway_host: str = ""
     users_host: str = ""
     documents_host: str = ""
@@ -196,21 +203,18 @@ class CampusSettings(BaseSettings):
             "password": password.get_secret_value(),
         }
 
-    def mongo_client_options(
-        self, *, user: str, password: SecretStr, mechanism: str, source: str = ""
-    ) -> dict[str, Any]:
-        """Keyword arguments for a PyMongo client (no URL, so no percent-encoding pitfalls).
-
-        FerretDB v1 only speaks PLAIN (checked by PostgreSQL, `$external`); MongoDB 7
-        (docker-compose) wants SCRAM-SHA-256 against `admin`, where its root user lives.
-        """
+    def mongo_client_options(self, password: SecretStr) -> dict[str, Any]:
+        """Keyword arguments for a PyMongo client of the documents database (no URL, so no
+        percent-encoding pitfalls)."""
+        mechanism = self.mongo_auth_mechanism
         return {
             "host": self.mongo_host,
             "port": self.mongo_port,
-            "username": user,
+            "username": self.docs_db_user,
             "password": password.get_secret_value(),
             "authMechanism": mechanism,
-            "authSource": source or ("$external" if mechanism == "PLAIN" else "admin"),
+            "authSource": self.mongo_auth_source
+            or ("$external" if mechanism == "PLAIN" else "admin"),
             "tz_aware": True,
         }
 

@@ -9,12 +9,6 @@ from campus_common.config import CampusSettings
 class Settings(CampusSettings):
     docs_db_password: SecretStr
     documents_signing_key: SecretStr
-    docs_db_user: str = "campus_docs"
-    docs_db_name: str = "campus"
-    # FerretDB v1 only speaks PLAIN (passed through to PostgreSQL); MongoDB 7 (docker-compose)
-    # wants SCRAM-SHA-256 against the `admin` database, where its root user lives.
-    mongo_auth_mechanism: str = "PLAIN"
-    mongo_auth_source: str = ""
     # FerretDB v1 can hold two PostgreSQL connections per client operation (a read, then the
     # write) from a pool of 40: keep our side well under half of it so it never deadlocks.
     docs_db_pool_max: int = 12
@@ -25,12 +19,7 @@ class Settings(CampusSettings):
     def mongo_options(self) -> dict[str, Any]:
         """Keyword arguments for AsyncMongoClient: the address from CampusSettings, our pool."""
         return {
-            **self.mongo_client_options(
-                user=self.docs_db_user,
-                password=self.docs_db_password,
-                mechanism=self.mongo_auth_mechanism,
-                source=self.mongo_auth_source,
-            ),
+            **self.mongo_client_options(self.docs_db_password),
             "maxPoolSize": self.docs_db_pool_max,
             "serverSelectionTimeoutMS": 3000,
             "connectTimeoutMS": 3000,

@@ -1,9 +1,10 @@
 """The gateway's response contract: what each route answers, for /openapi.json and its clients.
 
 The services own their bodies; the gateway documents the same shapes here (a service never
-imports another service), and schemathesis checks every answer against them
-(tests/e2e/security/test_security_schemathesis.py). Models allow extra fields, so a service may
-add one without breaking the contract; the fields listed are what a client can rely on.
+imports another service; shapes both sides name verbatim live in campus_common.shapes), and
+schemathesis checks every answer against them (tests/e2e/security/test_security_schemathesis.py).
+Models allow extra fields, so a service may add one without breaking the contract; the fields
+listed are what a client can rely on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# The graph service's shapes, re-published as they are (defined once, in campus_common).
+from campus_common.shapes import Graph as Graph
+from campus_common.shapes import GraphEdge as GraphEdge
+from campus_common.shapes import GraphNode as GraphNode
+from campus_common.shapes import Relationship as Relationship
+from campus_common.shapes import RelationshipPage as RelationshipPage
 
 
 class Read(BaseModel):
@@ -203,38 +211,6 @@ class Follow(Read):
     follower_id: int
     followee_id: int
     created_at: datetime | None
-
-
-class Relationship(Read):
-    type: Literal["FRIEND", "FOLLOWS"]
-    from_id: int
-    from_name: str | None
-    to_id: int
-    to_name: str | None
-    created_at: datetime | None
-
-
-class RelationshipPage(Read):
-    items: list[Relationship]
-    next_offset: int | None = None
-
-
-class GraphNode(Read):
-    id: str
-    kind: Literal["user", "group"]
-    entity_id: int
-    label: str | None
-
-
-class GraphEdge(Read):
-    source: str
-    target: str
-    type: Literal["FRIEND", "FOLLOWS", "MEMBER_OF"]
-
-
-class Graph(Read):
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
 
 
 class FriendSuggestion(Read):

@@ -18,7 +18,7 @@ from campus_graph.schemas import (
     FriendPage,
     FriendshipRead,
     FriendSuggestion,
-    GraphRead,
+    Graph,
     GroupSuggestion,
     RelationshipPage,
     Strategy,
@@ -133,7 +133,7 @@ async def relationships(driver: Driver, limit: Limit = 100, offset: Offset = 0) 
 
 
 @router.get("/graph", tags=["relationships"])
-async def graph(driver: Driver, limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> GraphRead:
+async def graph(driver: Driver, limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> Graph:
     """Nodes and FRIEND/FOLLOWS/MEMBER_OF edges for the dashboard's visualisation."""
     return await service.graph_view(driver=driver, limit=limit)
 

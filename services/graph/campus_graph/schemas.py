@@ -7,6 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from campus_common.shapes import Graph as Graph
+from campus_common.shapes import GraphEdge as GraphEdge
+from campus_common.shapes import GraphNode as GraphNode
+from campus_common.shapes import Relationship as Relationship
+from campus_common.shapes import RelationshipPage as RelationshipPage
 from campus_common.web import MAX_ID
 
 Strategy = Literal["mutual", "groups", "combined"]
@@ -44,38 +49,6 @@ class FriendRead(BaseModel):
 class FriendPage(BaseModel):
     items: list[FriendRead]
     next_after: int | None = None
-
-
-class RelationshipRead(BaseModel):
-    type: Literal["FRIEND", "FOLLOWS"]
-    from_id: int
-    from_name: str | None
-    to_id: int
-    to_name: str | None
-    created_at: datetime | None
-
-
-class RelationshipPage(BaseModel):
-    items: list[RelationshipRead]
-    next_offset: int | None = None
-
-
-class GraphNode(BaseModel):
-    id: str
-    kind: Literal["user", "group"]
-    entity_id: int
-    label: str | None
-
-
-class GraphEdge(BaseModel):
-    source: str
-    target: str
-    type: Literal["FRIEND", "FOLLOWS", "MEMBER_OF"]
-
-
-class GraphRead(BaseModel):
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
 
 
 class FriendSuggestion(BaseModel):

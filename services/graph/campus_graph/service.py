@@ -18,10 +18,10 @@ from campus_graph.schemas import (
     FriendRead,
     FriendshipRead,
     FriendSuggestion,
-    GraphRead,
+    Graph,
     GroupSuggestion,
+    Relationship,
     RelationshipPage,
-    RelationshipRead,
     Strategy,
 )
 
@@ -205,17 +205,17 @@ async def list_friends(
 async def list_relationships(*, driver: AsyncDriver, offset: int, limit: int) -> RelationshipPage:
     """Every friendship (once) and follow, with both users' names."""
     rows = await repo.relationships(driver, offset=offset, limit=limit)
-    items = [RelationshipRead(**r) for r in rows]
+    items = [Relationship(**r) for r in rows]
     return RelationshipPage(
         items=items, next_offset=offset + limit if len(items) == limit else None
     )
 
 
-async def graph_view(*, driver: AsyncDriver, limit: int) -> GraphRead:
+async def graph_view(*, driver: AsyncDriver, limit: int) -> Graph:
     """The best-connected nodes and the edges among them, for the dashboard."""
     data = await repo.graph(driver, limit=limit, edge_limit=limit * 5)
     nodes = [{**n, "id": f"{n['kind']}:{n['entity_id']}"} for n in data["nodes"]]
-    return GraphRead.model_validate({"nodes": nodes, "edges": data["edges"]})
+    return Graph.model_validate({"nodes": nodes, "edges": data["edges"]})
 
 
 async def recommend_friends(

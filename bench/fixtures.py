@@ -263,6 +263,19 @@ async def drop_topics(names: Sequence[str]) -> None:
         await admin.close()
 
 
+async def drop_leftover_topics(prefix: str) -> list[str]:
+    """Delete the topics earlier runs left under `prefix`; returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+    finally:
+        await admin.close()
+    if names:
+        await drop_topics(names)
+    return names
+
+
 async def tail(topic: str) -> AIOKafkaConsumer:
     """A bare consumer (no group) on every partition of `topic`, positioned at its end."""
     consumer = AIOKafkaConsumer(

@@ -159,7 +159,8 @@ def previous_figures(results_dir: Path, *, quick: bool) -> dict[str, Any] | None
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("figures"), list):
+        # A run that measured nothing (it failed early) is no baseline.
+        if isinstance(data, dict) and isinstance(data.get("figures"), list) and data["figures"]:
             found.append(data)
     same = [d for d in found if d.get("quick") == quick] or found
     return max(same, key=lambda d: str(d.get("started_at", "")), default=None)

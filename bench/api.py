@@ -359,7 +359,8 @@ async def _create_posts(b: Bench) -> Created:
         result = await _load(
             f"{docs}/groups/{b.group}/posts",
             b.seconds,
-            post_json_lua(body),
+            # The documents service answers only the gateway and the operator (a service token).
+            post_json_lua(body, settings().operator_headers("documents")),
             connections=DOCS_CONNECTIONS,
         )
         ended = time.time()

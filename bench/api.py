@@ -40,7 +40,7 @@ from psycopg.types.json import Jsonb
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from bench import fixtures
+from bench import fixtures, profile
 from bench.core import ROOT, Figure, Report, percentile
 from bench.env import settings
 from bench.tools import (
@@ -288,6 +288,37 @@ async def _gateway(report: Report, b: Bench) -> None:
         f"The feed, which reaches FerretDB, runs at {DOCS_CONNECTIONS} connections: under "
         "tens of concurrent requests FerretDB v1 stopped answering during development."
     )
+
+
+async def _flame_graphs(report: Report, b: Bench) -> None:
+    """Where the cached read and the post creation spend their time (py-spy, issue 16)."""
+    if not profile.available():
+        report.errors["bench.api flame graphs"] = "py-spy is missing: uv sync (dev dependency)"
+        return
+    paths = [f"/users/{i}" for i in b.users]
+    body = orjson.dumps(
+        {"author_id": b.author, "type": "note", "title": "Bench profile", "tags": ["bench"]}
+    ).decode()
+    lines = [
+        await profile.flame_graph(
+            report,
+            name="gateway_cached_get",
+            service="gateway",
+            url=f"{fixtures.url('gateway')}/users",
+            script=rotate_paths_lua(paths),
+            connections=CONNECTIONS,
+        ),
+        # Its posts are the bench author's: removed with M4's at the end of the run.
+        await profile.flame_graph(
+            report,
+            name="documents_create_post",
+            service="documents",
+            url=f"{fixtures.url('documents')}/groups/{b.group}/posts",
+            script=post_json_lua(body, settings().operator_headers("documents")),
+            connections=DOCS_CONNECTIONS,
+        ),
+    ]
+    report.sections["Flame graphs (py-spy)"] = "\n".join(lines)
 
 
 def _note(r: WrkResult) -> str:
@@ -721,6 +752,7 @@ async def run(report: Report, *, quick: bool) -> None:
                 await _feed_at_service(report, b, db)
                 await _seed_group_feed(db, b)
                 await _gateway(report, b)
+                await _flame_graphs(report, b)
             await _analytics(report, b)
             if text := notes(report.figures, "M4"):
                 report.sections["M4 notes"] = text

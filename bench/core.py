@@ -75,6 +75,8 @@ class Report:
     series: dict[str, list[float]] = field(default_factory=dict)
     sections: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # Other files written beside the report (flame graphs), by name.
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
@@ -125,6 +127,8 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.md").write_text(self.markdown())
         (out_dir / "figures.json").write_text(json.dumps(self.to_json(), indent=2))
+        for name, content in self.files.items():
+            (out_dir / name).write_bytes(content)
         self._plots(out_dir)
         return out_dir / "report.md"
 

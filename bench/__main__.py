@@ -9,7 +9,7 @@ import logging
 import traceback
 from datetime import UTC, datetime
 
-from bench.core import ROOT, Report, rss_by_component
+from bench.core import ROOT, Report, before_after, previous_figures, rss_by_component
 
 # Each module has `async def run(report, *, quick)`; order: cheap and independent first.
 SUITE = [
@@ -41,9 +41,14 @@ async def main(quick: bool, only: list[str]) -> None:
             traceback.print_exc()
     report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / (f"{day}-{'-'.join(only)}" if only else day)
+    results = ROOT / "bench" / "results"
+    out = results / (f"{day}-{'-'.join(only)}" if only else day)
+    previous = previous_figures(results, quick=quick)  # read before this run overwrites its own
+    comparison = before_after(previous, report) if previous else "no earlier report to compare"
+    report.sections["Before → after"] = comparison
     path = report.write(out)
     print(path.read_text())
+    print("== before → after\n" + comparison)
     print(f"written to {path.parent}")
 
 

@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.core import Figure, Report
 from bench.env import settings
-from bench.fixtures import drop_topics
+from bench.fixtures import drop_leftover_topics, drop_topics
+from campus_common import topics
 from campus_common.consumer import Delivered, Projection, ProjectionRunner, Route
 from campus_common.kafka import ensure_topics
 
@@ -71,6 +72,9 @@ async def _bare(topic: str, n: int) -> float:
 
 async def _runner(topic: str, n: int) -> float:
     runner = ProjectionRunner(NoOp(topic), kafka=settings().kafka, max_batch=1000)
+    # The runner creates its dead-letter topic at start: a bench-only name, dropped afterwards
+    # (it used to leave a campus.dlq.bench-noop-* topic behind at every run).
+    runner.dead_letter_topic = f"bench.dlq.{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     await runner.start()
     try:
@@ -79,10 +83,13 @@ async def _runner(topic: str, n: int) -> float:
         return n / (time.perf_counter() - started)
     finally:
         await runner.stop()
+        await drop_topics([runner.dead_letter_topic])
 
 
 async def run(report: Report, *, quick: bool) -> None:
     n = 100_000 if quick else 500_000
+    # Runs before this fix named their dead-letter topic after the no-op projection.
+    await drop_leftover_topics(topics.dead_letter("bench-noop-"))
     topic = f"bench.consumer.{uuid.uuid4().hex[:6]}"
     await ensure_topics(settings().kafka, [topic])
     await _fill(topic, n)

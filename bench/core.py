@@ -75,6 +75,8 @@ class Report:
     series: dict[str, list[float]] = field(default_factory=dict)
     sections: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # Other files written beside the report (flame graphs), by name.
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
@@ -125,6 +127,8 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.md").write_text(self.markdown())
         (out_dir / "figures.json").write_text(json.dumps(self.to_json(), indent=2))
+        for name, content in self.files.items():
+            (out_dir / name).write_bytes(content)
         self._plots(out_dir)
         return out_dir / "report.md"
 
@@ -149,6 +153,50 @@ class Report:
             fig.tight_layout()
             fig.savefig(out_dir / f"{name.replace(':', '_').replace('/', '_')}.png", dpi=90)
             plt.close(fig)
+
+
+def previous_figures(results_dir: Path, *, quick: bool) -> dict[str, Any] | None:
+    """The newest earlier figures.json under results_dir (a run of the same kind if any)."""
+    found = []
+    for path in results_dir.glob("*/figures.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        # A run that measured nothing (it failed early) is no baseline.
+        if isinstance(data, dict) and isinstance(data.get("figures"), list) and data["figures"]:
+            found.append(data)
+    same = [d for d in found if d.get("quick") == quick] or found
+    return max(same, key=lambda d: str(d.get("started_at", "")), default=None)
+
+
+def before_after(previous: dict[str, Any], report: Report) -> str:
+    """A markdown table of each figure of this run beside the same figure of `previous`."""
+    before = {
+        (f.get("metric"), f.get("name")): f
+        for f in previous.get("figures", [])
+        if isinstance(f, dict)
+    }
+    lines = [
+        f"Against the run of {previous.get('started_at', '?')} "
+        f"({'quick' if previous.get('quick') else 'full'}).",
+        "",
+        "| metric | figure | before | after | after / before | ratio to anchor before → after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in report.figures:
+        old = before.get((f.metric, f.name))
+        if old is None or not isinstance(old.get("value"), int | float):
+            lines.append(f"| {f.metric} | {f.name} | — | {f.value:g} {f.unit} | new | — |")
+            continue
+        change = f"{f.value / old['value']:.2f}x" if old["value"] else "—"
+        ratios = f"{old.get('ratio') if old.get('ratio') is not None else '—'} → "
+        ratios += f"{f.ratio if f.ratio is not None else '—'}"
+        lines.append(
+            f"| {f.metric} | {f.name} | {old['value']:g} {old.get('unit', '')} | "
+            f"{f.value:g} {f.unit} | {change} | {ratios} |"
+        )
+    return "\n".join(lines)
 
 
 def machine_facts() -> dict[str, Any]:

@@ -107,7 +107,9 @@ async def bench_users(http: httpx.AsyncClient, n: int, prefix: str = "bench-user
     emails = [bench_email(prefix, i) for i in range(n)]
     found = await _ids_by_email(emails)
     missing = [e for e in emails if e.lower() not in found]
-    slots = asyncio.Semaphore(8)
+    # The users service hashes at most two passwords at once and answers 429 past a short
+    # queue (a busy machine reaches it even at a few concurrent sign-ups): wait and retry.
+    slots = asyncio.Semaphore(2)
 
     async def create(email: str) -> None:
         async with slots:
@@ -116,7 +118,11 @@ async def bench_users(http: httpx.AsyncClient, n: int, prefix: str = "bench-user
                 "full_name": f"Bench {email.split('@')[0]}",
                 "password": secrets.token_urlsafe(16),
             }
-            resp = await http.post(f"{url('users')}/users", json=body)
+            for _ in range(30):
+                resp = await http.post(f"{url('users')}/users", json=body)
+                if resp.status_code != 429:
+                    break
+                await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
             if resp.status_code not in (201, 409):
                 raise RuntimeError(f"creating {email}: {resp.status_code} {resp.text[:200]}")
 
@@ -236,6 +242,19 @@ async def drop_topics(names: Sequence[str]) -> None:
         log.warning("could not delete %s: %s", names, exc)
     finally:
         await admin.close()
+
+
+async def drop_leftover_topics(prefix: str) -> list[str]:
+    """Delete the topics earlier runs left under `prefix`; returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+    finally:
+        await admin.close()
+    if names:
+        await drop_topics(names)
+    return names
 
 
 async def tail(topic: str) -> AIOKafkaConsumer:

@@ -10,7 +10,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,14 +256,20 @@ end
 """
 
 
-def post_json_lua(body: str) -> str:
-    """A wrk script that POSTs the same JSON body with every request."""
-    quoted = body.replace("\\", "\\\\").replace("'", "\\'")
+def post_json_lua(body: str, headers: Mapping[str, str] | None = None) -> str:
+    """A wrk script that POSTs the same JSON body (and headers) with every request."""
+
+    def quote(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("'", "\\'")
+
+    extra = "".join(
+        f"wrk.headers['{quote(k)}'] = '{quote(v)}'\n" for k, v in (headers or {}).items()
+    )
     return f"""
 wrk.method = "POST"
-wrk.body = '{quoted}'
+wrk.body = '{quote(body)}'
 wrk.headers["Content-Type"] = "application/json"
-"""
+{extra}"""
 
 
 async def wrk(

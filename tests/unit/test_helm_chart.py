@@ -453,7 +453,8 @@ def test_probes_hit_endpoints_the_apps_serve(default: Rendered) -> None:
             assert c[probe]["httpGet"]["path"] in paths, (name, probe)
             assert c[probe]["httpGet"]["port"] == "http"
         if name != "gateway":
-            assert c["readinessProbe"]["httpGet"]["path"] == "/health", name
+            assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready", name
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health/live", name
 
 
 def test_jobs_set_every_variable_their_scripts_read(default: Rendered) -> None:

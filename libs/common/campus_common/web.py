@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +26,9 @@ from campus_common.internal_auth import Verifier, internal_caller
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[Any]]
+# How often the background probe behind /health/ready runs: orchestrators and load balancers
+# may call /health/ready many times a second, and each call must not fan out to every store.
+PROBE_INTERVAL_S = 1.0
 
 REQUESTS = Counter(
     "campus_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
@@ -42,8 +47,13 @@ class DependencyRead(BaseModel):
 
 class HealthRead(BaseModel):
     service: str
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded", "starting"]
     dependencies: dict[str, DependencyRead]
+
+
+class LiveRead(BaseModel):
+    service: str
+    status: Literal["ok"]
 
 
 def create_app(
@@ -54,10 +64,11 @@ def create_app(
     title: str | None = None,
     verifier: Callable[[], Verifier] | None = None,
 ) -> FastAPI:
-    """A service app with JSON errors, request metrics, /health and /metrics.
+    """A service app with JSON errors, request metrics, /health, /health/live, /health/ready
+    and /metrics.
 
     With `verifier` (every internal service), each route of `routers` answers only requests
-    carrying a service token from a caller it trusts; /health and /metrics stay open.
+    carrying a service token from a caller it trusts; the health routes and /metrics stay open.
     """
 
     @asynccontextmanager
@@ -65,12 +76,19 @@ def create_app(
         if verifier is not None:
             app.state.verifier = verifier()
         async with lifespan(app):
-            yield
+            prober = asyncio.create_task(_probe_forever(app), name="health-probe")
+            try:
+                yield
+            finally:
+                prober.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await prober
         telemetry.shutdown()  # the last spans of a stopping service still reach Zipkin
 
     app = FastAPI(title=title or f"CampusConnect {service}", lifespan=flushed)
     app.state.service = service
     app.state.health_checks = {}
+    app.state.readiness = None  # the latest background probe's body, None before the first
 
     app.add_middleware(_Measure, service=service)
     telemetry.instrument_app(app)
@@ -118,14 +136,29 @@ def create_app(
         responses={503: {"model": HealthRead, "description": "a dependency is down"}},
     )
     async def health() -> JSONResponse:
-        checks: Mapping[str, HealthCheck] = app.state.health_checks
-        results = await asyncio.gather(*(_run_check(fn) for fn in checks.values()))
-        deps = dict(zip(checks.keys(), results, strict=True))
-        ok = all(d["status"] == "ok" for d in deps.values())
-        return JSONResponse(
-            {"service": service, "status": "ok" if ok else "degraded", "dependencies": deps},
-            status_code=200 if ok else 503,
-        )
+        """Every dependency checked now, for a person diagnosing; probes use live/ready."""
+        body = await _check_all(service, app.state.health_checks)
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @app.get("/health/live", tags=["ops"], response_model=LiveRead)
+    async def live() -> Response:
+        """The process serves HTTP; touches no dependency (a store outage restarts nothing)."""
+        return Response(live_body, media_type="application/json")
+
+    @app.get(
+        "/health/ready",
+        tags=["ops"],
+        response_model=HealthRead,
+        responses={503: {"model": HealthRead, "description": "a dependency is down, or starting"}},
+    )
+    async def ready() -> JSONResponse:
+        """The last background probe (at most about a second old); 503 until the first."""
+        body = app.state.readiness
+        if body is None:
+            body = {"service": service, "status": "starting", "dependencies": {}}
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    live_body = orjson.dumps({"service": service, "status": "ok"})
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
@@ -202,6 +235,25 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         {"detail": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413
     )
     await response(scope, receive, send)
+
+
+async def _check_all(service: str, checks: Mapping[str, HealthCheck]) -> dict[str, Any]:
+    results = await asyncio.gather(*(_run_check(fn) for fn in checks.values()))
+    deps = dict(zip(checks.keys(), results, strict=True))
+    ok = all(d["status"] == "ok" for d in deps.values())
+    return {"service": service, "status": "ok" if ok else "degraded", "dependencies": deps}
+
+
+async def _probe_forever(app: FastAPI, interval_s: float = PROBE_INTERVAL_S) -> None:
+    """Keep app.state.readiness current for /health/ready: one probe round per interval."""
+    while True:
+        started = time.monotonic()
+        try:
+            app.state.readiness = await _check_all(app.state.service, app.state.health_checks)
+        except Exception:
+            # _run_check catches each check's failure; this guards the loop itself.
+            log.exception("health probe failed")
+        await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
 
 
 async def _run_check(fn: HealthCheck, timeout: float = 2.0) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from campus_common.retry import retrying
 from campus_common.web import create_app
 from campus_documents import repository as repo
 from campus_documents.config import Settings, get_settings
+from campus_documents.memberships import Memberships
 from campus_documents.relay import OutboxRelay
 from campus_documents.routes import router
 from campus_documents.service import Store
@@ -53,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     relay: OutboxRelay | None = None
     preparing: asyncio.Task[None] | None = None
+    memberships = Memberships(settings.kafka)
     try:
         db = client[settings.docs_db_name]
         store = Store(db=db)
@@ -65,7 +67,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             idle_s=settings.relay_idle_s,
         )
         app.state.store = dataclasses.replace(store, wake=relay.notify)
-        app.state.users = UsersClient(http)
+        await memberships.start()
+        app.state.users = UsersClient(http, memberships)
+        app.state.memberships = memberships
         app.state.relay = relay
 
         async def mongo() -> None:
@@ -80,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             preparing.cancel()
         if relay is not None:
             await relay.stop()
+        await memberships.stop()
         await http.aclose()
         await client.close()
 

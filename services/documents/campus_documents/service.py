@@ -170,7 +170,7 @@ async def create_post(
     if first is not None:
         return to_post(first), True
 
-    # Asked live, not from a projection: someone who has just joined can post at once.
+    # The local membership facts first, then the users service (see UsersClient.is_member).
     if group_id is not None:
         if not await users.is_member(group_id=group_id, user_id=data.author_id):
             raise ForbiddenError(NOT_A_MEMBER)

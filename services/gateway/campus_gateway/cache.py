@@ -8,6 +8,7 @@ A cached profile is stored as `<state>:<lsn>:<json>`:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -19,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from campus_gateway.config import Settings
 
@@ -36,19 +37,6 @@ MISSES = "stats:cache:misses"
 LEADERBOARD = "leaderboard:points"
 HOT_POSTS = "hot:posts"
 PREFIXES = ("user", "group", "leaderboard", "recent", "hot", "processed", "ratelimit", "stats")
-
-# MGET the entries and count hits/misses in the same round trip.
-_GET_COUNTED = """
-local vals = redis.call('MGET', unpack(KEYS, 3))
-local hits = 0
-for i = 1, #vals do
-  local v = vals[i]
-  if v and string.sub(v, 1, 1) ~= 'S' then hits = hits + 1 end
-end
-if hits > 0 then redis.call('INCRBY', KEYS[1], hits) end
-if #vals > hits then redis.call('INCRBY', KEYS[2], #vals - hits) end
-return vals
-"""
 
 # The projection's write: only a change newer than the entry's replaces it.
 _PUT_IF_NEWER = """
@@ -85,6 +73,21 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
 end
 return 1
 """
+
+
+class Lua:
+    """A script queued on a pipeline as EVALSHA, without redis-py's Script objects: those make
+    every pipeline execute ask SCRIPT EXISTS first, a second round trip on the hot path.
+
+    Every multi-key script here takes keys that share one hash tag `{...}`, so it also runs on
+    Redis Cluster (all of a script's keys must live in one slot)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
 class CacheUnavailableError(Exception):
@@ -161,7 +164,11 @@ class Cache:
         self.processed_ttl = settings.processed_event_ttl_s
         self.cool_down_s = cool_down_s
         self._down_until = 0.0
-        self._get_counted = redis.register_script(_GET_COUNTED)
+        self._lua: dict[str, Lua] = {}
+        # Hits and misses are counted here and added to Redis by the next read's pipeline, in
+        # the same round trip (a script counting them beside the entries would span slots).
+        self._hits = 0
+        self._misses = 0
         self._put_if_newer = redis.register_script(_PUT_IF_NEWER)
         self._mark = redis.register_script(_MARK)
         self._apply_once = redis.register_script(_APPLY_ONCE)
@@ -180,13 +187,58 @@ class Cache:
 
     # profiles ------------------------------------------------------------------------------
 
+    def lua(self, source: str) -> Lua:
+        """A script to queue on `pipelined` pipelines (loaded again if Redis lost it)."""
+        script = self._lua.setdefault(source, Lua(source))
+        return script
+
+    async def pipelined(self, queue: Callable[[Any], object]) -> list[Any]:
+        """Run the commands `queue` puts on one pipeline: one round trip, guarded. Scripts are
+        sent by SHA; after a Redis restart (NOSCRIPT) they are loaded and the pipeline re-run.
+        """
+
+        async def run() -> list[Any]:
+            for attempt in range(2):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    queue(pipe)
+                    results: list[Any] = await pipe.execute(raise_on_error=False)
+                if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                    for script in self._lua.values():
+                        await self.redis.script_load(script.source)
+                    continue
+                for r in results:
+                    if isinstance(r, Exception):
+                        raise r
+                return results
+            raise AssertionError("unreachable")
+
+        return await self.guarded(run)
+
+    def queue_entries(self, pipe: Any, kind: Kind, ids: Sequence[int]) -> None:
+        """Queue the reads of `ids` (one GET each: an MGET would span slots on a cluster), and
+        the hit/miss counts gathered since the last read."""
+        hits, misses, self._hits, self._misses = self._hits, self._misses, 0, 0
+        if hits:
+            pipe.incrby(HITS, hits)
+        if misses:
+            pipe.incrby(MISSES, misses)
+        for entity_id in ids:
+            pipe.get(profile_key(kind, entity_id))
+
+    def take_entries(self, raw: Sequence[Any]) -> list[Entry | None]:
+        """The entries from `queue_entries`' results (the last len(ids) of them), counted."""
+        entries = [decode_entry(v) for v in raw]
+        hits = sum(1 for e in entries if e is not None and e.usable)
+        self._hits += hits
+        self._misses += len(entries) - hits
+        return entries
+
     async def get_entries(self, kind: Kind, ids: Sequence[int]) -> list[Entry | None]:
-        """Entries for `ids` in one round trip (MGET inside a script that counts hits)."""
+        """Entries for `ids` in one round trip."""
         if not ids:
             return []
-        keys = [HITS, MISSES, *(profile_key(kind, i) for i in ids)]
-        raw = await self.guarded(lambda: self._get_counted(keys=keys))
-        return [decode_entry(v) for v in raw]
+        results = await self.pipelined(lambda pipe: self.queue_entries(pipe, kind, ids))
+        return self.take_entries(results[-len(ids) :])
 
     async def fill(self, kind: Kind, items: Iterable[tuple[int, bytes]]) -> None:
         """Cache-aside fill from a service's answer; never replaces what is there (SET NX)."""

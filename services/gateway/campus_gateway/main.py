@@ -71,7 +71,7 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
         await gw.cache.redis.ping()
 
     async def kafka() -> None:
-        # A TCP handshake with the bootstrap broker: cheap enough to run on every /health.
+        # A TCP handshake with the bootstrap broker: cheap enough to run every second.
         kafka_cfg = gw.settings.kafka.bootstrap_servers
         host, _, port = kafka_cfg.rpartition(":")
         _, writer = await asyncio.open_connection(host, int(port))
@@ -80,7 +80,9 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
 
     def service(name: str) -> Any:
         async def check() -> None:
-            resp = await gw.upstream.clients[name].get("/health", timeout=1.5)
+            # The service's own background probe: asking its /health would make every call here
+            # fan out to each service's stores as well.
+            resp = await gw.upstream.clients[name].get("/health/ready", timeout=1.5)
             if resp.status_code != 200:
                 try:
                     deps = resp.json().get("dependencies", {})
@@ -98,6 +100,8 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
 
 # Flat on purpose: every level of included routers costs each request a walk through it.
 routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [
+    users.reads,
+    groups.reads,
     admin.projections,
     dashboard.router,
 ]

@@ -434,7 +434,9 @@ async def test_users_service_down_is_a_503_not_a_guess(
 ) -> None:
 
     instance = await start_instance(users_port=str(free_port()), docs_db_name=scratch_db)
-    r = await http.post(
-        f"{instance.url}/groups/{member.group_id}/posts", json=new_post(member.user_id)
-    )
+    # A membership the instance has not read from the CDC topic is asked live (a member it
+    # already knows posts without the users service: test_documents_memberships.py).
+    r = await http.post(f"{instance.url}/groups/{member.group_id}/posts", json=new_post(2**62 - 7))
+    assert r.status_code == 503 and "users service" in r.json()["detail"]
+    r = await http.post(f"{instance.url}/posts", json=new_post(member.user_id))
     assert r.status_code == 503 and "users service" in r.json()["detail"]

@@ -147,6 +147,8 @@ def test_wrk_scripts_quote_their_data() -> None:
     assert '{"/users/1", "/users/2"}' in rotate_paths_lua(["/users/1", "/users/2"])
     script = post_json_lua('{"title": "it\'s"}')
     assert 'wrk.body = \'{"title": "it\\\'s"}\'' in script
+    signed = post_json_lua("{}", {"authorization": "Bearer a.b'c"})
+    assert "wrk.headers['authorization'] = 'Bearer a.b\\'c'" in signed
 
 
 def test_notes_list_the_figures_of_one_metric() -> None:

@@ -36,7 +36,8 @@ def test_no_success_response_has_an_empty_schema() -> None:
 def test_every_route_documents_every_error_status_with_the_one_error_body() -> None:
     missing, other_shape = [], []
     for method, path, op in operations():
-        if path == "/health":
+        # The health routes answer with their own bodies (campus_common.web), 503 included.
+        if path in ("/health", "/health/live", "/health/ready"):
             continue
         for code in ERROR_STATUSES:
             response = op["responses"].get(str(code))

@@ -19,7 +19,7 @@ from campus_gateway.cache import Cache, CacheUnavailableError, Entry, Kind
 from campus_gateway.config import Settings
 from campus_gateway.profiles import normalize
 from campus_gateway.ratelimit import OPEN, RateLimiter, Verdict
-from campus_gateway.schemas import GroupProfile, LeaderboardEntry, UserProfile
+from campus_gateway.schemas import LeaderboardEntry
 from campus_gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)

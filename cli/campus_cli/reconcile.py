@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from campus_cli.stores import StoreSettings
 
@@ -135,7 +136,12 @@ async def _redis(s: StoreSettings, src: Source, repair: bool) -> Drift:
             ("group", src.groups, "name"),
         ):
             keys = [k async for k in r.scan_iter(match=f"{kind}:*", count=1000)]
-            values = await r.mget(keys) if keys else []
+            if not keys:
+                values = []
+            elif isinstance(r, RedisCluster):  # one MGET per slot
+                values = await r.mget_nonatomic(keys)
+            else:
+                values = await r.mget(keys)
             for key, raw in zip(keys, values, strict=True):
                 if raw is None:
                     continue

@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from pydantic import SecretStr
+from redis.asyncio.cluster import RedisCluster
 
 from campus_common.config import CampusSettings, PostgresDsn
 
@@ -45,7 +46,13 @@ class StoreSettings(CampusSettings):
             auth=("neo4j", self.neo4j_password.get_secret_value()),
         )
 
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> aioredis.Redis | RedisCluster:
+        if self.redis_cluster:  # the cluster topology: any node leads to all of them
+            return RedisCluster(
+                host=self.redis_host,
+                port=self.redis_port,
+                password=self.redis_password.get_secret_value(),
+            )
         return aioredis.Redis(
             host=self.redis_host,
             port=self.redis_port,

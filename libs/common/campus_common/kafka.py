@@ -32,8 +32,14 @@ async def ensure_topics(
         missing = [t for t in topics if t not in existing]
         if not missing:
             return
+        configs = {**KEEP_FOREVER, "min.insync.replicas": str(kafka.min_insync_replicas)}
         new = [
-            NewTopic(t, num_partitions=partitions, replication_factor=1, topic_configs=KEEP_FOREVER)
+            NewTopic(
+                t,
+                num_partitions=partitions,
+                replication_factor=kafka.replication_factor,
+                topic_configs=configs,
+            )
             for t in missing
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
@@ -54,6 +60,23 @@ async def topic_partitions(kafka: KafkaConfig, names: Iterable[str]) -> list[Top
         (TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]),
         key=lambda tp: (tp.topic, tp.partition),
     )
+
+
+async def broker_reachable(kafka: KafkaConfig) -> None:
+    """A TCP handshake with any broker of the bootstrap list (a cheap /health check); raises
+    OSError when none answers."""
+    error: OSError | None = None
+    for broker in kafka.bootstrap_servers.split(","):
+        host, _, port = broker.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError as exc:
+            error = exc
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise error or OSError("no Kafka broker configured")
 
 
 def new_producer(kafka: KafkaConfig) -> AIOKafkaProducer:

@@ -6,9 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
-from campus_gateway.cache import Cache, CacheUnavailableError
+from campus_gateway.cache import Cache, CacheUnavailableError, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +82,26 @@ class Verdict:
         return self.retry_after == 0
 
 
+# The subject is the hash tag: a counter and its override (read by one script) share a slot
+# on Redis Cluster.
 def counter_key(scope: str, subject: str) -> str:
-    return f"ratelimit:{scope}:{subject}"
+    return f"ratelimit:{scope}:{{{subject}}}"
 
 
 def override_key(scope: str, subject: str) -> str:
-    return f"ratelimit:override:{scope}:{subject}"
+    return f"ratelimit:override:{scope}:{{{subject}}}"
 
 
 def account_key(account: str) -> str:
     # Hashed: the limiter's keys should not list who has been trying to log in.
     digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
     return f"ratelimit:login-account:{digest}"
+
+
+async def _get_with_ttl(redis: RedisClient, key: str) -> tuple[int, int]:
+    """A counter's value (0 when absent) and its seconds to live."""
+    value, ttl = await redis.get(key), await redis.ttl(key)
+    return int(value or 0), int(ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +139,24 @@ class RateLimiter:
             override_key("addr", address),
             account_key(account),
         ]
+        if self.cache.cluster:
+            return await self._check_login_cluster(keys)
         args = [self.login.window_s, self.login.per_address, self.login.failures_per_account]
         retry = await self.cache.guarded(lambda: self._login(keys=keys, args=args))
+        return Verdict(int(retry), -1)
+
+    async def _check_login_cluster(self, keys: list[str]) -> Verdict:
+        """Redis Cluster: the address's pair (one slot) through the request limiter's script,
+        then the account's failures (another slot), read only."""
+        redis = self.cache.redis
+        pair, account = keys[:2], keys[2]
+        window, limit = self.login.window_s, self.login.per_address
+        retry, _ = await self.cache.guarded(
+            lambda: redis.eval(_LIMIT, len(pair), *pair, window, limit)
+        )
+        failures, ttl = await self.cache.guarded(lambda: _get_with_ttl(redis, account))
+        if failures >= self.login.failures_per_account:
+            retry = max(int(retry), ttl, 1)
         return Verdict(int(retry), -1)
 
     async def login_failed(self, *, account: str) -> None:
@@ -150,20 +172,40 @@ class RateLimiter:
             keys += [counter_key("user", str(user_id)), override_key("user", str(user_id))]
             limits.append(self.per_user)
         try:
-            retry, left = await self.cache.guarded(
-                lambda: self._script(keys=keys, args=[self.window_s, *limits])
-            )
+            if self.cache.cluster:
+                retry, left = await self._check_cluster(keys, limits)
+            else:
+                retry, left = await self.cache.guarded(
+                    lambda: self._script(keys=keys, args=[self.window_s, *limits])
+                )
         except CacheUnavailableError:
             # Refusing every request because the limiter's store is down would turn a cache
             # outage into a full outage.
             return Verdict(0, -1)
         return Verdict(int(retry), int(left))
 
+    async def _check_cluster(self, keys: list[str], limits: list[int]) -> tuple[int, int]:
+        """Redis Cluster: one script call per (counter, override) pair, i.e. per slot; the
+        tightest answer wins, as in the single script."""
+        redis = self.cache.redis
+        retry, left = 0, -1
+        for n, limit in enumerate(limits):
+            pair = keys[2 * n : 2 * n + 2]
+            r, lft = await self.cache.guarded(
+                lambda pair=pair, limit=limit: redis.eval(  # type: ignore[misc]
+                    _LIMIT, len(pair), *pair, self.window_s, limit
+                )
+            )
+            retry = max(retry, int(r))
+            if int(lft) >= 0 and (left < 0 or int(lft) < left):
+                left = int(lft)
+        return retry, left
+
     async def set_override(
         self, *, scope: str, subject: str, limit: int, window_s: int, ttl_s: int
     ) -> None:
         """Give one user or address its own limit for a while (and start a fresh window)."""
-        redis: Redis = self.cache.redis
+        redis = self.cache.redis
 
         async def run() -> None:
             async with redis.pipeline(transaction=True) as pipe:

@@ -20,6 +20,7 @@ from neo4j.exceptions import (
 from campus_common import projection_api, telemetry
 from campus_common.consumer import ProjectionRunner
 from campus_common.internal_auth import ServiceAuth, Signer
+from campus_common.kafka import broker_reachable
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_graph import repository as repo
@@ -84,9 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repo.ping(driver)
 
     async def kafka() -> None:
-        _, writer = await asyncio.open_connection(settings.kafka_host, settings.kafka_port)
-        writer.close()
-        await writer.wait_closed()
+        await broker_reachable(settings.kafka)
 
     app.state.health_checks = {"neo4j": neo4j, "kafka": kafka}
     bootstrap = asyncio.create_task(

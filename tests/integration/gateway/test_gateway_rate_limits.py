@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from campus_gateway.cache import Cache
 from campus_gateway.config import get_settings
-from campus_gateway.ratelimit import RateLimiter
+from campus_gateway.ratelimit import RateLimiter, counter_key
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,9 @@ async def test_fixed_window_per_address_and_user(limiter: RateLimiter, redis: Re
         assert [v.allowed for v in per_user] == [True, True, True, False]
     finally:
         await redis.delete(
-            f"ratelimit:addr:{address}", f"ratelimit:addr:{other_address}", f"ratelimit:user:{user}"
+            counter_key("addr", address),
+            counter_key("addr", other_address),
+            counter_key("user", str(user)),
         )
 
 
@@ -53,7 +55,7 @@ async def test_counting_is_atomic_under_concurrency(limiter: RateLimiter, redis:
         )
         assert sum(v.allowed for v in verdicts) == 5
     finally:
-        await redis.delete(f"ratelimit:addr:{address}")
+        await redis.delete(counter_key("addr", address))
 
 
 async def test_overrides_and_unlimited(limiter: RateLimiter, redis: Redis) -> None:
@@ -62,7 +64,7 @@ async def test_overrides_and_unlimited(limiter: RateLimiter, redis: Redis) -> No
         await limiter.set_override(scope="addr", subject=address, limit=2, window_s=10, ttl_s=60)
         allowed = [(await limiter.check(address=address, user_id=None)).allowed for _ in range(3)]
         assert allowed == [True, True, False]
-        assert 0 < await redis.ttl(f"ratelimit:addr:{address}") <= 10
+        assert 0 < await redis.ttl(counter_key("addr", address)) <= 10
 
         await limiter.set_override(scope="addr", subject=address, limit=0, window_s=10, ttl_s=60)
         verdicts = [await limiter.check(address=address, user_id=None) for _ in range(20)]

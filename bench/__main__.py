@@ -26,8 +26,21 @@ SUITE = [
 ]
 
 
-async def main(quick: bool, only: list[str]) -> None:
+def running_topology() -> str:
+    """The topology the running stack was started with (stack/up.sh keeps it)."""
+    path = ROOT / ".stack" / "data" / "topology"
+    return path.read_text().strip() if path.exists() else "single"
+
+
+async def main(quick: bool, only: list[str], topology: str | None = None) -> None:
+    running = running_topology()
+    if topology and topology != running:
+        raise SystemExit(
+            f"--topology {topology}, but the running stack is {running}: "
+            f"make clean && make up TOPOLOGY={topology}"
+        )
     report = Report(quick=quick)
+    report.sections["Topology"] = running
     report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
     for name in SUITE:
         if only and not any(o in name for o in only):
@@ -41,7 +54,10 @@ async def main(quick: bool, only: list[str]) -> None:
             traceback.print_exc()
     report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    out = ROOT / "bench" / "results" / (f"{day}-{'-'.join(only)}" if only else day)
+    name = f"{day}-{'-'.join(only)}" if only else day
+    if running != "single":
+        name += f"-{running}"
+    out = ROOT / "bench" / "results" / name
     path = report.write(out)
     print(path.read_text())
     print(f"written to {path.parent}")
@@ -60,6 +76,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "only", nargs="*", help="run only benchmarks whose module name contains this"
     )
+    parser.add_argument(
+        "--topology",
+        choices=("single", "cluster"),
+        help="refuse to run unless the running stack has this topology (make up TOPOLOGY=...)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.quick, args.only))
+    asyncio.run(main(args.quick, args.only, args.topology))

@@ -32,6 +32,13 @@ frontend stats
   stats uri /stats
   stats refresh 5s
 CFG
+  # documents: a post's requests (/posts/<id>/...) always reach the same instance while both
+  # are up, so that instance's per-post lock still serialises them (FerretDB v1 loses one of
+  # two concurrent updates of a document, see services/documents/campus_documents/locks.py).
+  balance() {
+    if [ "$1" = documents ]; then echo "balance uri depth 2
+  hash-type consistent"; else echo "balance roundrobin"; fi
+  }
   for svc in gateway users documents graph timeseries; do
     port_var="CAMPUS_${svc^^}_PORT"
     cat <<CFG
@@ -41,7 +48,7 @@ frontend ${svc}
   default_backend ${svc}
 
 backend ${svc}
-  balance roundrobin
+  $(balance "$svc")
   # Up = the process answers /health; 503 means up with a store down (both instances share
   # the stores, so the other one would answer the same).
   option httpchk GET /health

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from campus_cli.reconcile import Drift, reconcile
+from campus_common.internal_auth import OperatorAuth, Signer
 from tests.conftest import StackSettings
 from tests.e2e.conftest import Load, sctl
 
@@ -39,6 +40,15 @@ def cluster_topology() -> None:
 def instance_port(stack: StackSettings, service: str, n: int) -> int:
     """The port of instance n (1, 2) of a service; HAProxy holds the service's own port."""
     return int(env_value(f"{service}_{n}_port"))
+
+
+def instance_auth(stack: StackSettings) -> OperatorAuth:
+    """The operator's signed tokens for every instance's own port as well as HAProxy's."""
+    ports = stack.service_ports()
+    for service in list(ports.values()):
+        ports |= {instance_port(stack, service, n): service for n in (1, 2)}
+    signer = Signer(issuer="operator", private_key=stack.operator_signing_key.get_secret_value())
+    return OperatorAuth(signer, ports)
 
 
 def env_value(name: str) -> str:
@@ -87,6 +97,10 @@ class WriteLoad(Load):
         self.timeline = Timeline()
         self._last_ops = 0
 
+    async def stop(self) -> None:
+        """End the load (before waiting for the projections: a steady load keeps lag above 0)."""
+        await self.__aexit__(None, None, None)
+
     async def watch(self) -> None:
         """Sample the acknowledged-write count; a rise after the fault marks writes flowing."""
         while True:
@@ -100,7 +114,7 @@ class WriteLoad(Load):
 async def write_load(stack: StackSettings) -> AsyncIterator[WriteLoad]:
     """The steady write load every failover test runs under (one fixture, so the mixed gateway
     load of campus_cli.load can replace it in one place)."""
-    load = WriteLoad(stack, rate=20)
+    load = WriteLoad(stack, rate=10)
     async with load:
         watcher = asyncio.create_task(load.watch())
         try:
@@ -115,7 +129,7 @@ async def instance_lags(stack: StackSettings) -> dict[str, int]:
     """Every projection instance's lag, asked of each instance directly (HAProxy would answer
     for one of the two only); -1 for an instance that does not answer."""
     out: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=5, auth=stack.operator_auth()) as http:
+    async with httpx.AsyncClient(timeout=10, auth=instance_auth(stack)) as http:
         for svc in PROJECTION_SERVICES:
             for n in (1, 2):
                 url = f"http://{stack.host}:{instance_port(stack, svc, n)}/projections"

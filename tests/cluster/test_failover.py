@@ -59,6 +59,7 @@ async def test_kill_9_the_broker_leading_most_partitions(
     await asyncio.sleep(15)  # writes go on against the two survivors meanwhile
     assert write_load.ops > before  # acknowledged writes continued during the outage
     resumed = write_load.timeline.writes_resumed_s()
+    await write_load.stop()
     lag_zero = await caught_up(stack)
     await asyncio.to_thread(wait_ready, f"kafka-{broker}", 300)
     await reconciled()
@@ -108,6 +109,7 @@ async def test_kill_9_the_connect_worker_running_the_debezium_task(
     # The task ran on the survivor, or on the victim restarted by supervisord in the meantime:
     # either way the rebalance happened after the kill and CDC resumed from the slot.
     assert moved_to is not None
+    await write_load.stop()
     await caught_up(stack)
     await reconciled()
     record("kill -9 the Connect worker running the Debezium task", task_running_again_s=moved_s)
@@ -132,6 +134,7 @@ async def test_kill_9_a_redis_master(stack: StackSettings, write_load: WriteLoad
     write_load.timeline.fault_at = time.monotonic()
     await asyncio.to_thread(kill_9, ports[port])
     await asyncio.sleep(10)  # the cluster notices (node timeout 3 s) and promotes the replica
+    await write_load.stop()
     await caught_up(stack)
     # Redis replicates asynchronously: a write the dead master acknowledged but had not sent
     # to its replica is lost by design; the reconcile's repair drops such entries.
@@ -171,6 +174,7 @@ async def test_kill_9_one_gateway_and_one_instance_of_each_projection(
         reader.cancel()
     # HAProxy retries a refused connection on the other gateway: requests kept being answered.
     assert answered > during > 0
+    await write_load.stop()
     for victim in ("gateway-1", "graph-1", "timeseries-1"):
         await asyncio.to_thread(wait_ready, victim, 180)
     lag_s = await caught_up(stack)

@@ -14,9 +14,13 @@ PROPS="$STACK_DIR/run/${1:-connect}-worker.properties"
 [ -f "$LIB/.installed" ] || die "connect is not installed: run stack/connect/install.sh"
 BOOTSTRAP="$CAMPUS_HOST:$CAMPUS_KAFKA_PORT"
 RF=1
+# How long the group keeps a departed worker's tasks for it before handing them to another
+# (Connect's default is 5 minutes). 15 s: a worker killed for good has CDC resume elsewhere soon.
+REBALANCE_DELAY_MS=300000
 if [ -n "$NODE" ]; then
   BOOTSTRAP="$CAMPUS_HOST:$CAMPUS_KAFKA_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_2_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_3_PORT"
   RF=3
+  REBALANCE_DELAY_MS=15000
 fi
 
 cat >"$PROPS.tmp" <<PROPS
@@ -40,6 +44,7 @@ status.storage.replication.factor=$RF
 producer.acks=all
 producer.enable.idempotence=true
 offset.flush.interval.ms=1000
+scheduled.rebalance.max.delay.ms=$REBALANCE_DELAY_MS
 
 listeners=http://$CAMPUS_HOST:$PORT
 # Every REST call needs the user and password of .env (JAAS file rendered below).

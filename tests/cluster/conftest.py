@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import pytest
 from campus_cli.reconcile import Drift, reconcile
 from campus_common.internal_auth import OperatorAuth, Signer
 from tests.conftest import StackSettings
-from tests.e2e.conftest import Load, sctl
+from tests.e2e.conftest import SERVICES, Load, sctl
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = ROOT / ".stack" / "data" / "topology"
@@ -59,6 +60,18 @@ def env_value(name: str) -> str:
         if line.upper().startswith(f"CAMPUS_{name.upper()}="):
             return line.split("=", 1)[1]
     raise KeyError(name)
+
+
+def wait_ready(member: str, timeout: float = 300) -> None:
+    """Block until a cluster member (kafka-2, gateway-1, ...) passes its component's check."""
+    base = member.rsplit("-", 1)[0]
+    folder = "services" if base in SERVICES else base
+    script = ROOT / "stack" / folder / "ready.sh"
+    deadline = time.monotonic() + timeout
+    while subprocess.run([str(script), member], capture_output=True, check=False).returncode:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{member} not ready after {timeout}s")
+        time.sleep(0.5)
 
 
 def kill_9(component: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tests.conftest import StackSettings
 from tests.e2e.conftest import SERVICES, Load, sctl
 
 ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger("cluster")
 TOPOLOGY_FILE = ROOT / ".stack" / "data" / "topology"
 # The failover figures of the last run, for the README's table (written, never read by a test).
 FIGURES = ROOT / ".stack" / "cluster-failover.json"
@@ -78,6 +80,7 @@ def kill_9(component: str) -> int:
     """SIGKILL the component's process (supervisord restarts it: the exit was unexpected)."""
     pid = int(sctl("pid", component).strip())
     assert pid > 0, f"{component} is not running"
+    log.info("kill -9 %s (pid %d)", component, pid)
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -86,6 +89,7 @@ def record(name: str, **figures: Any) -> None:
     """Keep a test's measured figures (seconds) for the README's failover table."""
     data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     data[name] = figures
+    log.info("figures %s: %s", name, figures)
     FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
@@ -138,7 +142,7 @@ async def write_load(stack: StackSettings) -> AsyncIterator[WriteLoad]:
                 await watcher
 
 
-async def instance_lags(stack: StackSettings) -> dict[str, int]:
+async def instance_lags(stack: StackSettings, token: str) -> dict[str, int]:
     """Every projection instance's lag, asked of each instance directly (HAProxy would answer
     for one of the two only); -1 for an instance that does not answer."""
     out: dict[str, int] = {}
@@ -147,7 +151,8 @@ async def instance_lags(stack: StackSettings) -> dict[str, int]:
             for n in (1, 2):
                 url = f"http://{stack.host}:{instance_port(stack, svc, n)}/projections"
                 try:
-                    rows = (await http.get(url, headers=_gateway_admin(stack, svc))).json()
+                    admin = {"Authorization": f"Bearer {token}"} if svc == "gateway" else {}
+                    rows = (await http.get(url, headers=admin)).json()
                     for p in rows:
                         out[f"{p['name']}-{n}"] = int(p["total_lag"])
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
@@ -155,16 +160,10 @@ async def instance_lags(stack: StackSettings) -> dict[str, int]:
     return out
 
 
-def _gateway_admin(stack: StackSettings, svc: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_ADMIN_TOKEN[0]}"} if svc == "gateway" else {}
-
-
-_ADMIN_TOKEN: list[str] = [""]
-
-
-@pytest.fixture(autouse=True)
-async def admin_token(stack: StackSettings) -> None:
-    """An admin token for the gateways' /projections."""
+@pytest.fixture
+async def admin_token(stack: StackSettings) -> str:
+    """An admin token for the gateways' /projections (passed along: pytest imports this
+    conftest under two module names, so module state would not be shared)."""
     async with httpx.AsyncClient(base_url=stack.service_url("gateway"), timeout=10) as http:
         r = await http.post(
             "/auth/token",
@@ -174,19 +173,22 @@ async def admin_token(stack: StackSettings) -> None:
             },
         )
         assert r.status_code == 200, r.text
-        _ADMIN_TOKEN[0] = r.json()["access_token"]
+        return str(r.json()["access_token"])
 
 
-async def caught_up(stack: StackSettings, timeout: float = 240) -> float:
+async def caught_up(stack: StackSettings, token: str, timeout: float = 420) -> float:
     """Wait until every projection instance answers with lag 0; the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout
     while time.monotonic() < deadline:
-        lags = await instance_lags(stack)
+        lags = await instance_lags(stack, token)
+        log.info("lags %s", lags)
         if lags and all(v == 0 for v in lags.values()):
             return round(time.monotonic() - started, 2)
         await asyncio.sleep(0.5)
-    raise AssertionError(f"projections still lag after {timeout}s: {await instance_lags(stack)}")
+    raise AssertionError(
+        f"projections still lag after {timeout}s: {await instance_lags(stack, token)}"
+    )
 
 
 async def reconciled(*, timeout: float = 180, repair_redis: bool = False) -> list[Drift]:
@@ -199,6 +201,9 @@ async def reconciled(*, timeout: float = 180, repair_redis: bool = False) -> lis
     drifts: list[Drift] = []
     while time.monotonic() < deadline:
         drifts = await reconcile()
+        log.info(
+            "drift %s", [(d.store, len(d.missing), len(d.extra), len(d.stale)) for d in drifts]
+        )
         if all(d.clean for d in drifts):
             return drifts
         await asyncio.sleep(2)

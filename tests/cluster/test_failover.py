@@ -27,7 +27,7 @@ from tests.cluster.conftest import (
 from tests.conftest import StackSettings
 from tests.e2e.conftest import sctl
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 
 async def _leaders(stack: StackSettings) -> tuple[Counter[int], list[tuple[str, int, list[int]]]]:
@@ -49,7 +49,7 @@ async def _leaders(stack: StackSettings) -> tuple[Counter[int], list[tuple[str, 
 
 
 async def test_kill_9_the_broker_leading_most_partitions(
-    stack: StackSettings, write_load: WriteLoad
+    stack: StackSettings, write_load: WriteLoad, admin_token: str
 ) -> None:
     await asyncio.sleep(3)
     leaders, _ = await _leaders(stack)
@@ -61,7 +61,7 @@ async def test_kill_9_the_broker_leading_most_partitions(
     assert write_load.ops > before  # acknowledged writes continued during the outage
     resumed = write_load.timeline.writes_resumed_s()
     await write_load.stop()
-    lag_zero = await caught_up(stack)
+    lag_zero = await caught_up(stack, admin_token)
     await asyncio.to_thread(wait_ready, f"kafka-{broker}", 300)
     await reconciled()
     record(
@@ -73,7 +73,7 @@ async def test_kill_9_the_broker_leading_most_partitions(
 
 
 async def test_kill_9_the_connect_worker_running_the_debezium_task(
-    stack: StackSettings, write_load: WriteLoad
+    stack: StackSettings, write_load: WriteLoad, admin_token: str
 ) -> None:
     ports = {stack.connect_port: "connect-1", int(env_value("connect_2_port")): "connect-2"}
 
@@ -114,12 +114,14 @@ async def test_kill_9_the_connect_worker_running_the_debezium_task(
     await asyncio.to_thread(wait_ready, victim)
     assert moved_to == f"{stack.host}:{survivor_port}", moved_to
     await write_load.stop()
-    await caught_up(stack)
+    await caught_up(stack, admin_token)
     await reconciled()
     record("kill -9 the Connect worker running the Debezium task", task_running_again_s=moved_s)
 
 
-async def test_kill_9_a_redis_master(stack: StackSettings, write_load: WriteLoad) -> None:
+async def test_kill_9_a_redis_master(
+    stack: StackSettings, write_load: WriteLoad, admin_token: str
+) -> None:
     redis = RedisCluster(
         host=stack.redis_host,
         port=stack.redis_port,
@@ -139,7 +141,7 @@ async def test_kill_9_a_redis_master(stack: StackSettings, write_load: WriteLoad
     await asyncio.to_thread(kill_9, ports[port])
     await asyncio.sleep(10)  # the cluster notices (node timeout 3 s) and promotes the replica
     await write_load.stop()
-    await caught_up(stack)
+    await caught_up(stack, admin_token)
     # Redis replicates asynchronously: a write the dead master acknowledged but had not sent
     # to its replica is lost by design; the reconcile's repair drops such entries.
     await reconciled(repair_redis=True)
@@ -150,7 +152,7 @@ async def test_kill_9_a_redis_master(stack: StackSettings, write_load: WriteLoad
 
 
 async def test_kill_9_one_gateway_and_one_instance_of_each_projection(
-    stack: StackSettings, write_load: WriteLoad
+    stack: StackSettings, write_load: WriteLoad, admin_token: str
 ) -> None:
     answered = failed = 0
 
@@ -181,7 +183,7 @@ async def test_kill_9_one_gateway_and_one_instance_of_each_projection(
     await write_load.stop()
     for victim in ("gateway-1", "graph-1", "timeseries-1"):
         await asyncio.to_thread(wait_ready, victim, 180)
-    lag_s = await caught_up(stack)
+    lag_s = await caught_up(stack, admin_token)
     await reconciled()
     record(
         "kill -9 one gateway and one instance of each projection",
@@ -192,7 +194,7 @@ async def test_kill_9_one_gateway_and_one_instance_of_each_projection(
 
 
 async def test_a_broker_restarted_with_its_data_wiped_rejoins(
-    stack: StackSettings, write_load: WriteLoad
+    stack: StackSettings, write_load: WriteLoad, admin_token: str
 ) -> None:
     await asyncio.to_thread(sctl, "stop", "kafka-3")
     shutil.rmtree(ROOT / ".stack" / "data" / "kafka-3")
@@ -211,7 +213,7 @@ async def test_a_broker_restarted_with_its_data_wiped_rejoins(
     record(
         "broker restarted with its data wiped", back_in_sync_s=round(time.monotonic() - started, 2)
     )
-    await caught_up(stack)
+    await caught_up(stack, admin_token)
     await reconciled()
 
 

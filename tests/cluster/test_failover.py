@@ -129,6 +129,7 @@ async def test_kill_9_a_redis_master(
     )
     try:
         # The master holding the leaderboard: every new user's points land there.
+        await redis.initialize()
         node = redis.get_node_from_key("leaderboard:points")
         assert node is not None
         port = int(node.port)

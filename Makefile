@@ -5,6 +5,8 @@ PYTEST := uv run --frozen pytest
 # single (default) or cluster: 3 Kafka brokers, 2 Connect workers, Redis Cluster 3+3, every
 # service twice behind HAProxy. Kept in .stack/data/topology until `make clean`.
 TOPOLOGY ?=
+# The single-node suites refuse a cluster's data (stack/up.sh says to `make clean` first).
+test test-docs test-integration: TOPOLOGY := single
 
 .PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose test-cluster
 

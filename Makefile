@@ -2,8 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST := uv run --frozen pytest
+# single (default) or cluster: 3 Kafka brokers, 2 Connect workers, Redis Cluster 3+3, every
+# service twice behind HAProxy. Kept in .stack/data/topology until `make clean`.
+TOPOLOGY ?=
+# The single-node suites refuse a cluster's data (stack/up.sh says to `make clean` first).
+test test-docs test-integration: TOPOLOGY := single
 
-.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose
+.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -11,8 +16,8 @@ help: ## list the targets
 install: ## install everything that is missing (apt packages, uv, jars, Go build)
 	@stack/install.sh
 
-up: ## install what is missing and start the whole stack
-	@stack/up.sh
+up: ## install what is missing and start the whole stack (TOPOLOGY=cluster for the cluster)
+	@TOPOLOGY=$(TOPOLOGY) stack/up.sh
 
 down: ## stop every process
 	@stack/down.sh
@@ -40,11 +45,16 @@ lint: ## ruff and mypy
 test: up helm ## start the stack if needed and run every native test (the docs suite first: it wipes the stack); containers: test-containers, test-compose
 	@status=0; \
 	$(PYTEST) -m docs tests/docs || status=$$?; \
-	$(PYTEST) -m "not docs and not containers and not compose" tests || status=$$?; \
+	$(PYTEST) -m "not docs and not containers and not compose and not cluster" tests || status=$$?; \
 	exit $$status
 
 test-docs: up ## run every command the README, teaching guide and service READMEs show (wipes data)
 	$(PYTEST) -m docs tests/docs
+
+test-cluster: ## failover tests on the cluster topology (starts it; wipes a single-node stack's data first)
+	@if [ "$$(cat .stack/data/topology 2>/dev/null || echo none)" != cluster ]; then $(MAKE) clean; fi
+	@$(MAKE) up TOPOLOGY=cluster
+	$(PYTEST) -m cluster tests/cluster
 
 test-unit: helm ## pure logic only, no servers (the chart tests use Helm)
 	$(PYTEST) -m unit tests/unit

@@ -9,7 +9,7 @@ import logging
 import traceback
 from datetime import UTC, datetime
 
-from bench.core import ROOT, Report, before_after, previous_figures, rss_by_component
+from bench.core import ROOT, TOPOLOGY, Report, before_after, previous_figures, rss_by_component
 
 # Each module has `async def run(report, *, quick)`; order: cheap and independent first.
 SUITE = [
@@ -26,8 +26,21 @@ SUITE = [
 ]
 
 
-async def main(quick: bool, only: list[str]) -> None:
+def running_topology() -> str:
+    """The topology the running stack was started with (stack/up.sh keeps it)."""
+    path = ROOT / ".stack" / "data" / "topology"
+    return path.read_text().strip() if path.exists() else "single"
+
+
+async def main(quick: bool, only: list[str], topology: str | None = None) -> None:
+    running = running_topology()
+    if topology and topology != running:
+        raise SystemExit(
+            f"--topology {topology}, but the running stack is {running}: "
+            f"make clean && make up TOPOLOGY={topology}"
+        )
     report = Report(quick=quick)
+    report.sections[TOPOLOGY] = running
     report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
     for name in SUITE:
         if only and not any(o in name for o in only):
@@ -41,9 +54,13 @@ async def main(quick: bool, only: list[str]) -> None:
             traceback.print_exc()
     report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     day = datetime.now(UTC).strftime("%Y-%m-%d")
+    name = f"{day}-{'-'.join(only)}" if only else day
+    if running != "single":
+        name += f"-{running}"
     results = ROOT / "bench" / "results"
-    out = results / (f"{day}-{'-'.join(only)}" if only else day)
-    previous = previous_figures(results, quick=quick)  # read before this run overwrites its own
+    out = results / name
+    # Read before this run overwrites its own; only a run of the same topology is a baseline.
+    previous = previous_figures(results, quick=quick, topology=running)
     comparison = before_after(previous, report) if previous else "no earlier report to compare"
     report.sections["Before → after"] = comparison
     path = report.write(out)
@@ -65,6 +82,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "only", nargs="*", help="run only benchmarks whose module name contains this"
     )
+    parser.add_argument(
+        "--topology",
+        choices=("single", "cluster"),
+        help="refuse to run unless the running stack has this topology (make up TOPOLOGY=...)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.quick, args.only))
+    asyncio.run(main(args.quick, args.only, args.topology))

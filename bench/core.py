@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The report section naming the topology a run measured (absent before the cluster topology).
+TOPOLOGY = "Topology"
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -155,8 +157,11 @@ class Report:
             plt.close(fig)
 
 
-def previous_figures(results_dir: Path, *, quick: bool) -> dict[str, Any] | None:
-    """The newest earlier figures.json under results_dir (a run of the same kind if any)."""
+def previous_figures(
+    results_dir: Path, *, quick: bool, topology: str = "single"
+) -> dict[str, Any] | None:
+    """The newest earlier figures.json under results_dir (a run of the same kind if any) of the
+    same topology: a cluster's figures are no baseline for the single node's, nor the reverse."""
     found = []
     for path in results_dir.glob("*/figures.json"):
         try:
@@ -165,7 +170,10 @@ def previous_figures(results_dir: Path, *, quick: bool) -> dict[str, Any] | None
             continue
         # A run that measured nothing (it failed early) is no baseline.
         if isinstance(data, dict) and isinstance(data.get("figures"), list) and data["figures"]:
-            found.append(data)
+            sections = data.get("sections")
+            ran_on = sections.get(TOPOLOGY, "single") if isinstance(sections, dict) else "single"
+            if ran_on == topology:
+                found.append(data)
     same = [d for d in found if d.get("quick") == quick] or found
     return max(same, key=lambda d: str(d.get("started_at", "")), default=None)
 

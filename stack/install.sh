@@ -22,8 +22,12 @@ fi
 (cd "$CAMPUS_ROOT" && uv sync --frozen --quiet)
 "$STACK_SRC/dashboard-install.sh"
 
+seen=" "
 for line in "${COMPONENTS[@]}"; do
   read -r name _ _ <<<"$line"
   is_service "$name" && continue
-  [ -x "$STACK_SRC/$name/install.sh" ] && "$STACK_SRC/$name/install.sh"
+  name="$(base_name "$name")"  # a cluster's members share their component's install
+  [[ "$seen" == *" $name "* ]] && continue
+  seen+="$name "
+  if [ -x "$STACK_SRC/$name/install.sh" ]; then "$STACK_SRC/$name/install.sh"; fi
 done

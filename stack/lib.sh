@@ -89,6 +89,17 @@ wait_for() {
   done
 }
 
+# member_number NAME: N for a cluster member named <component>-N, empty for a single node.
+member_number() { if [[ "$1" =~ -([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]}"; fi; }
+
+# node_port VAR_BASE N: the port of cluster member N (member 1, or none, uses the plain name):
+# node_port KAFKA 2 -> $CAMPUS_KAFKA_2_PORT, node_port KAFKA 1 -> $CAMPUS_KAFKA_PORT.
+node_port() {
+  local var="CAMPUS_${1}_PORT"
+  [ -n "${2:-}" ] && [ "$2" != 1 ] && var="CAMPUS_${1}_${2}_PORT"
+  echo "${!var}"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/$CAMPUS_HOST/$1") 2>/dev/null; }
 
 apt_install() {

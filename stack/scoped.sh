@@ -15,6 +15,14 @@ if [ -f "$root/.env" ]; then
   . "$root/.env"
   set +a
 fi
+# The cluster topology's settings (bootstrap list, replication factor, Redis Cluster mode);
+# none of them is a secret. Written by stack/up.sh, removed by `make clean`.
+if [ -f "$root/.stack/data/topology.env" ]; then
+  set -a
+  # shellcheck disable=SC1091
+  . "$root/.stack/data/topology.env"
+  set +a
+fi
 allowed=" $(component_secrets "$name") "
 while IFS= read -r var; do
   if is_secret_name "$var" && [[ "$allowed" != *" $var "* ]]; then

@@ -6,7 +6,10 @@
 # checks the running processes against its own copy of this table.
 is_secret_name() { [[ "$1" =~ _(PASSWORD|SECRET|SIGNING_KEY)$ ]]; }
 component_secrets() {
-  case "$1" in
+  # A cluster member (redis-2, gateway-1, ...) gets what its component gets.
+  local name="$1"
+  [[ "$name" =~ ^(.+)-[0-9]+$ ]] && name="${BASH_REMATCH[1]}"
+  case "$name" in
     postgres) echo CAMPUS_PG_SUPERUSER_PASSWORD ;; # initdb's first start only; run.sh drops it
     redis) echo CAMPUS_REDIS_PASSWORD ;;           # rendered into the config on stdin
     connect) echo CAMPUS_DEBEZIUM_PASSWORD CAMPUS_CONNECT_PASSWORD ;; # run.sh drops the latter

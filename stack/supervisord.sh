@@ -29,8 +29,8 @@ serverurl=unix://$SUP_SOCK
 CONF
     for line in "${COMPONENTS[@]}"; do
       read -r name _ _ <<<"$line"
-      local cmd="$STACK_SRC/$name/run.sh" stopsignal=TERM
-      is_service "$name" && cmd="$STACK_SRC/services/run.sh $name"
+      # Every run.sh gets the component's name (a cluster member's carries its number).
+      local cmd="$(component_dir "$name")/run.sh $name" stopsignal=TERM
       # PostgreSQL's TERM waits for clients to leave; INT is its fast, clean shutdown.
       [ "$name" = postgres ] && stopsignal=INT
       cat <<CONF

@@ -1,8 +1,31 @@
 #!/usr/bin/env bash
 # make up: install what is missing, then start every component in order behind its readiness check.
 . "$(dirname "$0")/lib.sh"
+requested="${TOPOLOGY:-}"
 . "$STACK_SRC/components.sh"
 . "$STACK_SRC/supervisord.sh"
+
+# One topology per data directory: the single node's Kafka log, Connect offsets and Redis
+# data mean nothing to the cluster's members (and the other way round).
+current="$(cat "$TOPOLOGY_FILE" 2>/dev/null || true)"
+if [ -z "$current" ] && [ -d "$STACK_DIR/data/postgres" ]; then current=single; fi
+if [ -n "$requested" ] && [ -n "$current" ] && [ "$requested" != "$current" ]; then
+  die "this stack's data is for TOPOLOGY=$current: run \`make clean\` before \`make up TOPOLOGY=$requested\`"
+fi
+echo "$TOPOLOGY" >"$TOPOLOGY_FILE"
+if [ "$TOPOLOGY" = cluster ]; then
+  # What every client of the cluster needs besides .env (read by stack/scoped.sh and by
+  # campus_common.config for the CLI, the tests and the bench). No secret in it.
+  cat >"$TOPOLOGY_ENV" <<ENV
+CAMPUS_TOPOLOGY=cluster
+CAMPUS_KAFKA_BOOTSTRAP_SERVERS=$CAMPUS_HOST:$CAMPUS_KAFKA_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_2_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_3_PORT
+CAMPUS_KAFKA_REPLICATION_FACTOR=3
+CAMPUS_KAFKA_MIN_INSYNC_REPLICAS=2
+CAMPUS_REDIS_CLUSTER=true
+ENV
+else
+  rm -f "$TOPOLOGY_ENV"
+fi
 
 started_supervisord=0
 on_interrupt() {
@@ -48,8 +71,10 @@ for wave in 1 2 3 4; do
     if ! wait_for "$name" "$timeout" "$dir/ready.sh" "$name"; then
       die "$name failed its readiness check (log: .stack/logs/$name.log)"
     fi
+    # A cluster's members share one init (it acts once, for the member it names).
+    [ "$name" = connect-2 ] && continue
     if [ -x "$dir/init.sh" ] && ! is_service "$name"; then
-      "$dir/init.sh" || die "$name init failed"
+      CAMPUS_COMPONENT="$name" "$dir/init.sh" || die "$name init failed"
     fi
   done
 done
@@ -57,7 +82,7 @@ trap - INT TERM
 
 cat <<TXT
 
-CampusConnect is up ($( ((started_supervisord)) && echo started || echo already running)).
+CampusConnect is up ($( ((started_supervisord)) && echo started || echo already running); topology: $TOPOLOGY).
   API gateway     http://$CAMPUS_HOST:$CAMPUS_GATEWAY_PORT        docs: /docs   dashboard: /dashboard
   users           http://$CAMPUS_HOST:$CAMPUS_USERS_PORT
   documents       http://$CAMPUS_HOST:$CAMPUS_DOCUMENTS_PORT
@@ -70,6 +95,7 @@ CampusConnect is up ($( ((started_supervisord)) && echo started || echo already 
   Neo4j           bolt://$CAMPUS_HOST:$CAMPUS_NEO4J_BOLT_PORT   browser: http://$CAMPUS_HOST:$CAMPUS_NEO4J_HTTP_PORT (user neo4j)
   MongoDB wire    mongodb://$CAMPUS_HOST:$CAMPUS_MONGO_PORT (FerretDB)
   Zipkin (traces) http://$CAMPUS_HOST:$CAMPUS_ZIPKIN_PORT/zipkin/
+$([ "$TOPOLOGY" = cluster ] && echo "  Cluster: Kafka brokers $CAMPUS_KAFKA_PORT $CAMPUS_KAFKA_2_PORT $CAMPUS_KAFKA_3_PORT; Connect $CAMPUS_CONNECT_PORT $CAMPUS_CONNECT_2_PORT; Redis Cluster from $CAMPUS_REDIS_PORT; HAProxy stats http://$CAMPUS_HOST:$CAMPUS_HAPROXY_STATS_PORT/stats")
 Credentials are in .env. Logs: .stack/logs/<component>.log (make logs).  Stop: make down.
 
 Next: make seed    (loads a sample campus), then open the dashboard:

@@ -377,12 +377,12 @@ class _RedisPause(_Hold):
         self.r = self.s.redis()
         # Write commands wait (up to 3 min, or until UNPAUSE) while reads go on; on a busy
         # machine the change can take a minute to reach the projection.
-        await self.r.execute_command("CLIENT", "PAUSE", "180000", "WRITE")  # type: ignore[no-untyped-call]
+        await self.r.execute_command("CLIENT", "PAUSE", "180000", "WRITE")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
-            await self.r.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+            await self.r.execute_command("CLIENT", "UNPAUSE")
         await self.r.aclose()
 
 

@@ -41,6 +41,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from pymongo import AsyncMongoClient
+from redis.asyncio.cluster import RedisCluster
 
 from campus_cli.stores import StoreSettings
 from campus_common import topics
@@ -585,6 +586,15 @@ async def _zset(r: Any, key: str) -> dict[bytes, float]:
     return {bytes(m): float(sc) for m, sc in rows}
 
 
+async def _mget(r: Any, keys: list[Any]) -> list[Any]:
+    """The values of `keys`; on Redis Cluster one MGET per slot (one MGET must not span slots)."""
+    if not keys:
+        return []
+    if isinstance(r, RedisCluster):
+        return list(await r.mget_nonatomic(keys))
+    return list(await r.mget(keys))
+
+
 async def _check_profiles(r: Any, src: Source, drift: Drift) -> None:
     # Profiles are cache-aside (absent is fine); an entry present must match PostgreSQL.
     for kind, truth, field_name in (
@@ -592,7 +602,7 @@ async def _check_profiles(r: Any, src: Source, drift: Drift) -> None:
         ("group", src.groups, "name"),
     ):
         keys = [k async for k in r.scan_iter(match=f"{kind}:*", count=1000)]
-        values = await r.mget(keys) if keys else []
+        values = await _mget(r, keys)
         for key, raw in zip(keys, values, strict=True):
             if raw is None:
                 continue

@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from pydantic import SecretStr
+from redis.asyncio.cluster import RedisCluster
 
 from campus_common.config import StoreSettings as CommonStoreSettings
 
@@ -32,7 +33,9 @@ class StoreSettings(CommonStoreSettings):
             "serverSelectionTimeoutMS": 5000,
         }
 
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> aioredis.Redis | RedisCluster:
+        if self.redis_cluster:  # the cluster topology: any node leads to all of them
+            return RedisCluster(**self.redis_client_options())
         return aioredis.Redis(**self.redis_client_options())
 
 

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Kafka Connect distributed worker (one node) in the foreground; supervisord owns it.
+# Kafka Connect distributed worker in the foreground; supervisord owns it. `run.sh connect` is
+# the single worker; `run.sh connect-N` one of the cluster topology's two workers: one group,
+# so a connector's task moves to the surviving worker when the other dies.
 # Connectors are registered by stack/connect/init.sh from connectors/*.json.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/auth.sh"
 
+NODE="$(member_number "${1:-connect}")"
+PORT="$(node_port CONNECT "$NODE")"
 LIB="$STACK_DIR/lib/connect"
 PLUGINS="$STACK_DIR/connect-plugins"
-PROPS="$STACK_DIR/run/connect-worker.properties"
+PROPS="$STACK_DIR/run/${1:-connect}-worker.properties"
 [ -f "$LIB/.installed" ] || die "connect is not installed: run stack/connect/install.sh"
+BOOTSTRAP="$CAMPUS_HOST:$CAMPUS_KAFKA_PORT"
+RF=1
+if [ -n "$NODE" ]; then
+  BOOTSTRAP="$CAMPUS_HOST:$CAMPUS_KAFKA_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_2_PORT,$CAMPUS_HOST:$CAMPUS_KAFKA_3_PORT"
+  RF=3
+fi
 
 cat >"$PROPS.tmp" <<PROPS
 # Rendered by stack/connect/run.sh from .env on every start: edit the script, not this file.
-bootstrap.servers=$CAMPUS_HOST:$CAMPUS_KAFKA_PORT
+bootstrap.servers=$BOOTSTRAP
 group.id=campus-connect
 
 key.converter=org.apache.kafka.connect.json.JsonConverter
@@ -22,20 +32,25 @@ value.converter.schemas.enable=false
 config.storage.topic=campus-connect-configs
 offset.storage.topic=campus-connect-offsets
 status.storage.topic=campus-connect-status
-config.storage.replication.factor=1
-offset.storage.replication.factor=1
-status.storage.replication.factor=1
+config.storage.replication.factor=$RF
+offset.storage.replication.factor=$RF
+status.storage.replication.factor=$RF
+# Source records (Debezium's) are sent with acks=all and idempotence (Connect's defaults,
+# spelled out: the CDC stream must not lose an acknowledged change when a broker dies).
+producer.acks=all
+producer.enable.idempotence=true
 offset.flush.interval.ms=1000
-# A worker that lost its group session (Kafka restarted under it) rejoins as a new member; its old
-# connector and task stay unassigned this long (default 5 min) before they are given out again.
-# CDC stops for that time, so wait only as long as a worker restart takes.
+# A worker that left the group (Kafka restarted under it, or the worker itself killed) has its
+# connector and task kept unassigned this long (default 5 min) before they are given out again:
+# to itself when it rejoins, to the other worker of the cluster topology when it does not. CDC
+# stops for that time, so wait only as long as a worker restart takes.
 scheduled.rebalance.max.delay.ms=10000
 
-listeners=http://$CAMPUS_HOST:$CAMPUS_CONNECT_PORT
+listeners=http://$CAMPUS_HOST:$PORT
 # Every REST call needs the user and password of .env (JAAS file rendered below).
 rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension
 rest.advertised.host.name=$CAMPUS_HOST
-rest.advertised.port=$CAMPUS_CONNECT_PORT
+rest.advertised.port=$PORT
 
 # Plugins live outside the worker classpath; service_load reads their ServiceLoader manifests
 # instead of scanning every class (the scan dominates start-up on 2 cores).
@@ -52,12 +67,12 @@ config.providers.env.param.allowlist.pattern=^CAMPUS_(HOST|PG_HOST|PG_PORT|DEBEZ
 PROPS
 mv "$PROPS.tmp" "$PROPS"
 
-AUTH_DIR="$STACK_DIR/run/connect"
+AUTH_DIR="$STACK_DIR/run/${1:-connect}"
 render_connect_auth "$AUTH_DIR"
 # The worker reads the password from the rendered file; it needs only Debezium's in its env.
 unset CAMPUS_CONNECT_PASSWORD
 
-port_free "$CAMPUS_CONNECT_PORT" || die "connect: port $CAMPUS_HOST:$CAMPUS_CONNECT_PORT is already in use (change it in .env)"
+port_free "$PORT" || die "connect: port $CAMPUS_HOST:$PORT is already in use (change it in .env)"
 
 exec java "-Xms$CAMPUS_CONNECT_HEAP" "-Xmx$CAMPUS_CONNECT_HEAP" \
   -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \

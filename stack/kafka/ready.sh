@@ -2,7 +2,7 @@
 # Ready = the broker answers a Kafka Metadata request (v4) and lists at least one live broker,
 # i.e. it has joined the KRaft quorum and is unfenced. Pure Python stdlib, well under 2 s.
 . "$(dirname "$0")/../lib.sh"
-exec python3 - "$CAMPUS_HOST" "$CAMPUS_KAFKA_PORT" <<'PY'
+exec python3 - "$CAMPUS_HOST" "$(node_port KAFKA "$(member_number "${1:-kafka}")")" <<'PY'
 import socket, struct, sys
 host, port = sys.argv[1], int(sys.argv[2])
 client = b"campus-ready"

@@ -162,6 +162,9 @@ SKIPPED: dict[str, str] = {
     "make compose-down": "tests/compose tears the compose stack down itself (make test-compose)",
     "make test-containers": "its own CI target (.ci/run), never inside `make test`",
     "make test-compose": "its own CI target (.ci/run), never inside `make test`",
+    "make clean && make up TOPOLOGY=cluster": "starts the cluster topology (minutes, about "
+    "4 GiB); `make test-cluster` starts it and kills its members",
+    "make test-cluster": "its own target (the cluster topology, minutes), never inside `make test`",
     "stack/docker/compose.sh cli reconcile": "needs the compose stack up; tests/compose runs "
     "`compose.sh cli reconcile`",
     "stack/docker/compose.sh exec postgres psql -U postgres": "needs the compose stack up; "

@@ -93,7 +93,8 @@ def compose() -> dict[str, Any]:
 
 
 def native_components() -> list[str]:
-    text = (ROOT / "stack" / "components.sh").read_text()
+    # The single-node topology's list: compose mirrors it, not the cluster topology's members.
+    text = (ROOT / "stack" / "components.sh").read_text().split("# The cluster topology")[0]
     return re.findall(r'^\s+"(\w+)\s+CAMPUS_', text, flags=re.M)
 
 

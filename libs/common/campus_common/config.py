@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = "__generate__"
 # Under supervisord each process gets only its own variables (stack/scoped.sh): reading .env
 # back would hand it every other component's secrets.
-ENV_FILE = None if os.environ.get("CAMPUS_ENV_SCOPED") else ROOT / ".env"
+# `make up TOPOLOGY=cluster` writes the cluster's settings (bootstrap list, replication factor,
+# Redis Cluster mode) to .stack/data/topology.env; it wins over .env and is absent otherwise.
+ENV_FILE = (
+    None
+    if os.environ.get("CAMPUS_ENV_SCOPED")
+    else (ROOT / ".env", ROOT / ".stack" / "data" / "topology.env")
+)
 
 
 class PostgresDsn(BaseModel):
@@ -45,9 +51,20 @@ NEO4J_USER = "neo4j"
 
 
 class KafkaConfig(BaseModel):
-    """How to reach the Kafka broker."""
+    """How to reach the Kafka cluster and how durable the topics the services create are."""
 
+    # One `host:port` or a comma-separated list (any live broker of the list will do).
     bootstrap_servers: str
+    # 1/1 for the single-node topology; the cluster topology sets 3/2, so an acknowledged
+    # write (acks=all) is on two brokers before the producer hears back.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> KafkaConfig:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError("min_insync_replicas cannot exceed replication_factor")
+        return self
 
 
 class CampusSettings(BaseSettings):
@@ -72,6 +89,13 @@ class CampusSettings(BaseSettings):
     graph_port: int = 8003
     timeseries_port: int = 8004
     zipkin_port: int = 9411
+    # The cluster topology (make up TOPOLOGY=cluster) lists every broker here; empty means the
+    # one broker at kafka_host:kafka_port.
+    kafka_bootstrap_servers: str = ""
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+    # Redis Cluster: the client discovers the other nodes from redis_host:redis_port.
+    redis_cluster: bool = False
     log_level: str = "INFO"
     # Tracing: on and 100 % sampled for the classroom; the bench lowers the ratio or turns it off.
     otel_enabled: bool = True
@@ -134,8 +158,13 @@ class CampusSettings(BaseSettings):
 
     @property
     def kafka(self) -> KafkaConfig:
-        """The broker address."""
-        return KafkaConfig(bootstrap_servers=f"{self.kafka_host}:{self.kafka_port}")
+        """The brokers and the topics' durability."""
+        return KafkaConfig(
+            bootstrap_servers=self.kafka_bootstrap_servers
+            or f"{self.kafka_host}:{self.kafka_port}",
+            replication_factor=self.kafka_replication_factor,
+            min_insync_replicas=self.kafka_min_insync_replicas,
+        )
 
     def verifier(self, audience: str) -> Verifier:
         """What checks the service tokens sent to `audience`."""

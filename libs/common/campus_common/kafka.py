@@ -33,8 +33,14 @@ async def ensure_topics(
         missing = [t for t in topics if t not in existing]
         if not missing:
             return
+        configs = {**KEEP_FOREVER, "min.insync.replicas": str(kafka.min_insync_replicas)}
         new = [
-            NewTopic(t, num_partitions=partitions, replication_factor=1, topic_configs=KEEP_FOREVER)
+            NewTopic(
+                t,
+                num_partitions=partitions,
+                replication_factor=kafka.replication_factor,
+                topic_configs=configs,
+            )
             for t in missing
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
@@ -89,11 +95,20 @@ async def ensure_topics_when_reachable(
 
 
 async def reachable(kafka: KafkaConfig) -> None:
-    """A TCP handshake with the first bootstrap broker: cheap enough for every /health."""
-    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    writer.close()
-    await writer.wait_closed()
+    """A TCP handshake with any broker of the bootstrap list: cheap enough for every /health.
+    Raises OSError when none answers (on the cluster, one dead broker is not an outage)."""
+    error: OSError | None = None
+    for broker in kafka.bootstrap_servers.split(","):
+        host, _, port = broker.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError as exc:
+            error = exc
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise error or OSError("no Kafka broker configured")
 
 
 async def publish(producer: AIOKafkaProducer, topic: str, event: Event) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
@@ -31,6 +32,8 @@ Kind = Literal["user", "group"]
 # One Redis command an event causes: (command, key, *arguments).
 Op = tuple[Any, ...]
 State = Literal["V", "D", "S"]
+# The single Redis or a Redis Cluster (CAMPUS_REDIS_CLUSTER, the cluster topology).
+RedisClient = Redis | RedisCluster
 
 HITS = "stats:cache:hits"
 MISSES = "stats:cache:misses"
@@ -130,8 +133,9 @@ def activity_key(group_id: int | str) -> str:
     return f"recent:group:{group_id}"
 
 
-def processed_key(event_id: str) -> str:
-    return f"processed:{event_id}"
+def processed_key(event_id: str, key: str | None = None) -> str:
+    """The marker that an event was applied (on Redis Cluster: applied to `key`, same slot)."""
+    return f"processed:{event_id}" if key is None else f"processed:{event_id}:{{{key}}}"
 
 
 def _entry_time(entry: Any) -> datetime:
@@ -142,8 +146,17 @@ def _entry_time(entry: Any) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def new_redis(settings: Settings) -> Redis:
+def new_redis(settings: Settings) -> RedisClient:
     """A pooled client that fails fast: a down Redis must not slow every request down."""
+    if settings.redis_cluster:
+        # Discovers every node from this one; on a master's failure it refreshes the slot map
+        # (MOVED / connection errors) and finds the promoted replica.
+        return RedisCluster(
+            **settings.redis_options(settings.redis_password),
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            max_connections=settings.redis_max_connections,
+        )
     return Redis(
         **settings.redis_options(settings.redis_password),
         socket_timeout=settings.redis_timeout_s,
@@ -157,8 +170,9 @@ def new_redis(settings: Settings) -> Redis:
 class Cache:
     """Redis behind a small circuit breaker: after a failure, calls fail at once for a moment."""
 
-    def __init__(self, redis: Redis, settings: Settings, *, cool_down_s: float = 1.0) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings, *, cool_down_s: float = 1.0) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
         self.ttl = settings.cache_ttl_s
         self.stale_ttl = settings.cache_stale_ttl_s
         self.processed_ttl = settings.processed_event_ttl_s
@@ -267,10 +281,18 @@ class Cache:
 
     async def put_if_newer(self, pipe: Any, key: str, entry: bytes, lsn: int, ttl: int) -> None:
         """Queue the projection's order-safe write on a pipeline."""
+        if self.cluster:
+            # A cluster pipeline cannot load a script on the node it lands on (nor on a
+            # replica promoted since): EVAL sends the script itself.
+            pipe.eval(_PUT_IF_NEWER, 1, key, lsn, entry, ttl)
+            return
         await self._put_if_newer(keys=[key], args=[lsn, entry, ttl], client=pipe)
 
     async def apply_once(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
         """Queue an event's effects, applied only if the event was never applied before."""
+        if self.cluster:
+            self._apply_once_per_key(pipe, event_id, ops)
+            return
         keys: list[str] = []
         encoded = []
         for command, key, *args in ops:
@@ -283,6 +305,16 @@ class Cache:
             args=[self.processed_ttl, orjson.dumps(encoded)],
             client=pipe,
         )
+
+    def _apply_once_per_key(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
+        """Redis Cluster: one script per key, its marker hash-tagged into the key's slot. Each
+        key still gets the event once; a crash between keys leaves the rest to the redelivery."""
+        by_key: dict[str, list[list[Any]]] = {}
+        for command, key, *args in ops:
+            by_key.setdefault(key, []).append([command, 2, *(str(a) for a in args)])
+        for key, encoded in by_key.items():
+            marker = processed_key(event_id, key)
+            pipe.eval(_APPLY_ONCE, 2, marker, key, self.processed_ttl, orjson.dumps(encoded))
 
     # leaderboard, activity, hot posts ----------------------------------------------------
 
@@ -312,7 +344,10 @@ class Cache:
         """Hit ratio, keys per prefix (SCAN), memory (INFO memory)."""
 
         async def run() -> dict[str, Any]:
-            hits, misses = await self.redis.mget(HITS, MISSES)
+            if isinstance(self.redis, RedisCluster):  # two keys, two slots
+                hits, misses = await self.redis.mget_nonatomic([HITS, MISSES])
+            else:
+                hits, misses = await self.redis.mget(HITS, MISSES)
             per_prefix: dict[str, int] = {}
             scanned = 0
             complete = True

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from campus_gateway.cache import Cache, CacheUnavailableError
 
 log = logging.getLogger(__name__)
@@ -193,7 +191,7 @@ class RateLimiter:
         self, *, scope: str, subject: str, limit: int, window_s: int, ttl_s: int
     ) -> None:
         """Give one user or address its own limit for a while (and start a fresh window)."""
-        redis: Redis = self.cache.redis
+        redis = self.cache.redis
 
         async def run() -> None:
             async with redis.pipeline(transaction=True) as pipe:

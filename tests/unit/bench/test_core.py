@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.core import Figure, Report, before_after, percentile, previous_figures, summarize_ms
+from bench.core import (
+    TOPOLOGY,
+    Figure,
+    Report,
+    before_after,
+    percentile,
+    previous_figures,
+    summarize_ms,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -78,3 +86,21 @@ def test_before_after_compares_with_the_newest_earlier_run_of_the_same_kind(tmp_
     assert "| M4 | cached GET | 200 req/s | 500 req/s | 2.50x | 0.2 → 0.5 |" in table
     assert "| M4 | GET /health/live | — | 900 req/s | new | — |" in table
     assert previous_figures(tmp_path / "none", quick=True) is None
+
+
+def test_before_after_never_compares_across_topologies(tmp_path: Path) -> None:
+    for day, topology in (("single", None), ("cluster", "cluster")):
+        report = Report(
+            quick=False, started_at=f"2026-12-0{1 + (topology is not None)}", machine={}
+        )
+        report.add(Figure("M1", "CDC throughput", 1.0, "rows/s"))
+        if topology:
+            report.sections[TOPOLOGY] = topology
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "figures.json").write_text(json.dumps(report.to_json()))
+
+    cluster = previous_figures(tmp_path, quick=False, topology="cluster")
+    assert cluster is not None and cluster["started_at"] == "2026-12-02"
+    # Reports from before the cluster topology (no section) count as the single node's.
+    single = previous_figures(tmp_path, quick=False)
+    assert single is not None and single["started_at"] == "2026-12-01"

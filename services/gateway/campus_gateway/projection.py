@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from redis.exceptions import ResponseError
+from redis.exceptions import ClusterError, ResponseError, TryAgainError
 
 from campus_common import topics
 from campus_common.consumer import (
@@ -39,6 +39,10 @@ from campus_gateway.config import Settings
 from campus_gateway.profiles import normalize
 
 log = logging.getLogger(__name__)
+# Redis replies that mean "not now" rather than "never": full, busy, loading its data, or (Redis
+# Cluster) a slot without a master while a replica is promoted.
+TRANSIENT_REPLIES = ("OOM", "BUSY", "LOADING", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN")
+PIPELINE_ERROR = "of pipeline caused error: "
 
 POINTS = {"join": 5, "post": 10, "comment": 2, "like_received": 1, "friend": 1, "follower": 1}
 # hot:posts scores are seconds since the epoch, pushed forward by engagement, so a post
@@ -87,9 +91,14 @@ class CacheProjection(Projection[Item]):
                 await redis.unlink(*batch)
 
     def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, ClusterError | TryAgainError):
+            return True  # a Redis Cluster failing over or moving slots: wait, never dead-letter
         if isinstance(exc, ResponseError):
-            # A command Redis refuses is a bad record, unless Redis is just full or busy.
-            return str(exc).startswith(("OOM", "BUSY", "LOADING"))
+            # A command Redis refuses is a bad record, unless Redis is just full or busy, or its
+            # cluster is failing over. A pipeline prefixes the error with the command that
+            # failed ("Command # 2 (...) of pipeline caused error: ('OOM ...',)").
+            message = str(exc).partition(PIPELINE_ERROR)[2].lstrip("('\"") or str(exc)
+            return message.startswith(TRANSIENT_REPLIES)
         return super().is_transient(exc)
 
     async def apply(self, batch: Sequence[Delivered[Item]]) -> None:

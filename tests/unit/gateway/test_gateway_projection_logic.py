@@ -10,6 +10,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
 
 from campus_common import topics
 from campus_common.consumer import PoisonRecordError
@@ -124,3 +125,34 @@ def test_decode_by_topic(projection: CacheProjection) -> None:
 def test_event_ids_are_the_dedupe_key() -> None:
     a = Event(type="post.liked", source="t", key="k", payload={})
     assert isinstance(a.id, uuid.UUID)
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ResponseError("OOM command not allowed when used memory > 'maxmemory'"), True),
+        # How a pipeline raises a command's error: prefixed with the command.
+        (
+            ResponseError(
+                "Command # 2 (EVALSHA abc 1 user:1) of pipeline caused error: "
+                "('OOM command not allowed',)"
+            ),
+            True,
+        ),
+        (ClusterDownError("CLUSTERDOWN The cluster is down"), True),
+        (TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"), True),
+        (ConnectionError("refused"), True),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        (
+            ResponseError(
+                "Command # 1 (LPUSH recent:group:1 BUSY) of pipeline caused error: "
+                "('WRONGTYPE Operation against a key',)"
+            ),
+            False,
+        ),
+    ],
+)
+def test_redis_full_busy_or_failing_over_is_transient(
+    projection: CacheProjection, exc: BaseException, transient: bool
+) -> None:
+    assert projection.is_transient(exc) is transient

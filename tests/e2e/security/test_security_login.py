@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from campus_gateway.cache import Cache
 from campus_gateway.config import get_settings
-from campus_gateway.ratelimit import LoginLimits, RateLimiter, counter_key
+from campus_gateway.ratelimit import LoginLimits, RateLimiter, login_key
 from tests.conftest import StackSettings
 from tests.e2e.security.security_helpers import PASSWORD, Account, login
 
@@ -43,7 +43,7 @@ async def test_the_address_limit_counts_every_attempt(stack: StackSettings) -> N
     )
     address = f"198.51.100.{uuid.uuid4().int % 250}"
     try:
-        await redis.delete(counter_key("login-addr", address))
+        await redis.delete(login_key(address))
         limiter = RateLimiter(
             Cache(redis, get_settings()),
             window_s=60,
@@ -57,7 +57,7 @@ async def test_the_address_limit_counts_every_attempt(stack: StackSettings) -> N
         assert [v.allowed for v in verdicts] == [True, True, True, False]
         assert 0 < verdicts[-1].retry_after <= 60
     finally:
-        await redis.delete(counter_key("login-addr", address))
+        await redis.delete(login_key(address))
         await redis.aclose()
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from campus_common import telemetry
 from campus_common.consumer import ProjectionRunner
+from campus_common.kafka import reachable
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
 from campus_gateway import dashboard
@@ -71,12 +72,7 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
         await gw.cache.redis.ping()
 
     async def kafka() -> None:
-        # A TCP handshake with the bootstrap broker: cheap enough to run on every /health.
-        kafka_cfg = gw.settings.kafka.bootstrap_servers
-        host, _, port = kafka_cfg.rpartition(":")
-        _, writer = await asyncio.open_connection(host, int(port))
-        writer.close()
-        await writer.wait_closed()
+        await reachable(gw.settings.kafka)
 
     def service(name: str) -> Any:
         async def check() -> None:

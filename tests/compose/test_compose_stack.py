@@ -13,9 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_helpers import Account, login, register, token_subject
-from test_gateway_walkthroughs import (
-    test_campusconnect_walkthrough as campusconnect_walkthrough,
-)
+from test_gateway_walkthroughs import campusconnect_walkthrough, leaderboard_points
 from test_gateway_walkthroughs import (
     test_polyglot_demo_walkthrough as polyglot_demo_walkthrough,
 )
@@ -60,7 +58,7 @@ def test_postgres_is_reached_with_exec_and_decodes_logically(
 
 
 async def test_the_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> None:
-    await campusconnect_walkthrough(http, gw)
+    await campusconnect_walkthrough(http, gw, leaderboard_points(http, gw))
 
 
 async def test_the_polyglot_demo_walkthrough(
@@ -96,4 +94,4 @@ async def test_reconcile_finds_every_store_in_agreement(compose_stack: ComposeSe
             break
         await asyncio.sleep(5)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert "drift against PostgreSQL" in out.stdout
+    assert "drift against the sources" in out.stdout

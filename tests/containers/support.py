@@ -14,9 +14,11 @@ from pathlib import Path
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import httpx
+from pydantic import SecretStr
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from campus_common.config import StoreSettings
 from campus_common.internal_auth import TRUSTED, OperatorAuth, Signer, generate_keypair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,20 @@ class Secrets:
             issuer: generate_keypair() for issuer in ("gateway", "documents", "graph", "operator")
         }
     )
+
+    def stores(self, **ports: int) -> StoreSettings:
+        """campus_common's one spelling of each store's address, for this test's containers
+        (published on 127.0.0.1 at `ports`: pg_port, ts_pg_port, neo4j_bolt_port, ...)."""
+        local = {f"{n}_host": "127.0.0.1" for n in ("pg", "ts_pg", "neo4j", "redis", "mongo")}
+        return StoreSettings(
+            host="127.0.0.1",
+            **local,  # type: ignore[arg-type]
+            **ports,  # type: ignore[arg-type]
+            users_db_password=SecretStr(self.users_db),
+            ts_db_password=SecretStr(self.ts_db),
+            neo4j_password=SecretStr(self.neo4j),
+            redis_password=SecretStr(self.redis),
+        )
 
     def signing_env(self, issuer: str) -> dict[str, str]:
         """The caller's own private key, for its container alone."""

@@ -160,8 +160,12 @@ def cdc_stack() -> Iterator[CdcStack]:
 
 async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) -> None:
     s = cdc_stack.secrets
-    dsn = f"postgresql://campus_users:{s.users_db}@127.0.0.1:{cdc_stack.pg_port}/campus"
-    conn = await asyncpg.connect(dsn)
+    stores = s.stores(
+        pg_port=cdc_stack.pg_port,
+        neo4j_bolt_port=cdc_stack.neo4j_port,
+        redis_port=cdc_stack.redis_port,
+    )
+    conn = await asyncpg.connect(stores.users_dsn())
     try:
         uid = await conn.fetchval(
             "INSERT INTO users (email, full_name, password_hash) VALUES ($1, $2, $3) RETURNING id",
@@ -172,9 +176,7 @@ async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) ->
     finally:
         await conn.close()
 
-    async with AsyncGraphDatabase.driver(
-        f"bolt://127.0.0.1:{cdc_stack.neo4j_port}", auth=("neo4j", s.neo4j)
-    ) as driver:
+    async with AsyncGraphDatabase.driver(stores.neo4j_uri, auth=stores.neo4j_auth) as driver:
 
         async def in_neo4j() -> str | None:
             records, _, _ = await driver.execute_query(
@@ -185,7 +187,7 @@ async def test_a_postgres_insert_reaches_neo4j_and_redis(cdc_stack: CdcStack) ->
         name = await eventually(in_neo4j, until=lambda n: n is not None, timeout=120)
         assert name == "Captured Student"
 
-    redis = Redis(host="127.0.0.1", port=cdc_stack.redis_port, password=s.redis)
+    redis = Redis(**stores.redis_client_options())
     try:
 
         async def in_redis() -> bytes | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from tests.containers.support import (
@@ -114,13 +115,9 @@ async def test_a_post_lands_in_ferretdb_with_its_event_in_the_outbox(docs_stack:
         assert feed.status_code == 200, feed.text
         assert [p["id"] for p in feed.json()["items"]] == [post_id]
 
+    stores = docs_stack.secrets.stores(mongo_port=docs_stack.mongo_port)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        host="127.0.0.1",
-        port=docs_stack.mongo_port,
-        username="campus_docs",
-        password=docs_stack.secrets.docs_db,
-        authMechanism="PLAIN",
-        authSource="$external",
+        **stores.mongo_client_options(SecretStr(docs_stack.secrets.docs_db))
     )
     try:
         posts = client["campus"]["posts"]

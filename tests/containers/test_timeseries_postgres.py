@@ -85,8 +85,7 @@ async def test_the_analytics_api_reads_what_the_store_holds(
     expected = {"postgres": "postgres-partitioned", "timescaledb": "timescaledb"}
     path = expected[request.node.callspec.params["ts_stack"]]
     s = ts_stack.secrets
-    dsn = f"postgresql://campus_ts:{s.ts_db}@127.0.0.1:{ts_stack.pg_port}/campus_ts"
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(s.stores(pg_port=ts_stack.pg_port).ts_dsn())
     try:
         assert await conn.fetchval("SELECT path FROM storage_path") == path
         assert await conn.fetchval("SELECT count(*) FROM events") == 0  # a fresh store

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.containers.support import (
     ROOT,
@@ -31,9 +32,8 @@ class UsersStack:
     users_port: int
 
     def superuser_dsn(self, database: str) -> str:
-        return (
-            f"postgresql://postgres:{self.secrets.pg_superuser}@127.0.0.1:{self.pg_port}/{database}"
-        )
+        stores = self.secrets.stores(pg_port=self.pg_port)
+        return stores.superuser_db(database, SecretStr(self.secrets.pg_superuser)).dsn()
 
 
 @pytest.fixture

@@ -110,11 +110,7 @@ async def test_no_hash_in_any_kafka_topic(
 
 
 async def test_no_hash_in_redis(stack: StackSettings, leak_user: dict[str, object]) -> None:
-    r = aioredis.Redis(
-        host=stack.redis_host,
-        port=stack.redis_port,
-        password=stack.redis_password.get_secret_value(),
-    )
+    r = aioredis.Redis(**stack.redis_client_options())
     try:
 
         async def cached() -> bytes | None:
@@ -139,10 +135,7 @@ async def test_no_hash_in_redis(stack: StackSettings, leak_user: dict[str, objec
 
 
 async def test_no_hash_in_neo4j(stack: StackSettings, leak_user: dict[str, object]) -> None:
-    uri = f"bolt://{stack.neo4j_host}:{stack.neo4j_bolt_port}"
-    async with AsyncGraphDatabase.driver(
-        uri, auth=("neo4j", stack.neo4j_password.get_secret_value())
-    ) as d:
+    async with AsyncGraphDatabase.driver(stack.neo4j_uri, auth=stack.neo4j_auth) as d:
         await eventually(lambda: _node(d, leak_user["id"]), timeout=10)  # type: ignore[arg-type]
         recs, _, _ = await d.execute_query(
             "MATCH (n) UNWIND keys(n) AS k "

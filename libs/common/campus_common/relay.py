@@ -168,18 +168,41 @@ class OutboxRelay(ABC, Generic[H]):
 
     async def run_once(self) -> int:
         """Publish one batch of pending events; returns how many were published and cleared."""
-        if self._producer is None:
-            raise RuntimeError(f"{self.service} outbox relay producer not started")
         pending = await self.fetch_pending(limit=self.batch_size)
         PENDING.labels(self.service).set(len(pending))
-        acked, error = await self._send(self._producer, pending) if pending else ([], None)
+        producer = await self._ready_producer() if pending else None
+        acked, error = await self._send(producer, pending) if producer else ([], None)
         # Called even with nothing acked: a store may have bookkeeping to settle (see documents).
         await self.clear(acked)
         self._observe(acked)
         self.published_total += len(acked)
         if error is not None:
+            await self._drop_producer()
             raise error
         return len(acked)
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        """The producer, started anew after a failed send dropped the last one."""
+        if self._producer is None:
+            producer = new_producer(self.kafka)
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        # A failed send can leave the idempotent producer unusable for good: after a broker
+        # restart its sequence numbers no longer match the broker's, and every later send fails
+        # with OutOfOrderSequenceNumber. The next round starts a new one (a new producer id);
+        # what failed is still pending and goes out again under the same event ids.
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
     async def _send(
         self, producer: AIOKafkaProducer, pending: list[Pending[H]]

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from campus_common import telemetry
 from campus_common.internal_auth import ServiceAuth, Signer
@@ -104,3 +104,21 @@ async def store_unavailable(request: Request, exc: ConnectionFailure) -> JSONRes
     return JSONResponse(
         {"detail": "the document store is unavailable, try again shortly"}, status_code=503
     )
+
+
+# FerretDB answers `InternalError` (code 1) when its own PostgreSQL goes away under it: the
+# server shut down (SQLSTATE 57P01..57P03) or the connection failed (class 08). That is the
+# store being unavailable, not a bug of ours: 503, as for a lost connection to FerretDB itself.
+_BACKEND_GONE = ("SQLSTATE 57P0", "SQLSTATE 08", "connection refused")
+
+
+@app.exception_handler(OperationFailure)
+async def store_backend_gone(request: Request, exc: OperationFailure) -> JSONResponse:
+    if exc.code == 1 and any(mark in str(exc) for mark in _BACKEND_GONE):
+        log.warning(
+            "document store unavailable on %s %s: %r", request.method, request.url.path, exc
+        )
+        return JSONResponse(
+            {"detail": "the document store is unavailable, try again shortly"}, status_code=503
+        )
+    raise exc

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 import pytest
 from gateway_helpers import Account, register
+from redis.asyncio import Redis
 
+from campus_gateway.cache import LEADERBOARD
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
 
-async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> None:
+Points = Callable[[int], Awaitable[float | None]]
+
+
+def leaderboard_points(http: httpx.AsyncClient, gw: str) -> Points:
+    """A user's points as the leaderboard route shows them (in its top 100)."""
+
+    async def points(user_id: int) -> float | None:
+        board = (await http.get(f"{gw}/recommendations/leaderboard", params={"limit": 100})).json()
+        return next((row["points"] for row in board if row["user_id"] == user_id), None)
+
+    return points
+
+
+async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str, redis: Redis) -> None:
+    # After the fault suite's load Alice is not in the route's top 100: her score in the
+    # leaderboard's sorted set instead (the route itself is read on a fresh stack, in compose).
+    async def points(user_id: int) -> float | None:
+        return await redis.zscore(LEADERBOARD, str(user_id))
+
+    await campusconnect_walkthrough(http, gw, points)
+
+
+async def campusconnect_walkthrough(http: httpx.AsyncClient, gw: str, points: Points) -> None:
     """Brief 000: users, friends, a group, joining, posting, the feed, recommendations, points."""
     alice = await register(http, gw, name="Alice Johnson")
     bob = await register(http, gw, name="Bob Smith")
@@ -68,6 +94,8 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
 
     async def friend_suggestions() -> list[int]:
         resp = await http.get(f"{gw}/recommendations/users/{alice.id}/friends", headers=alice.auth)
+        if resp.status_code in (503, 504):
+            return []  # a cold graph service can outlast the gateway's timeout once: ask again
         assert resp.status_code == 200, resp.text
         return [s["id"] for s in resp.json()]
 
@@ -76,6 +104,8 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
     # Carol's friend Bob is in the group; Carol is not: it is suggested to her.
     async def group_suggestions() -> list[int]:
         resp = await http.get(f"{gw}/recommendations/users/{carol.id}/groups", headers=carol.auth)
+        if resp.status_code in (503, 504):
+            return []  # a cold graph service can outlast the gateway's timeout once: ask again
         assert resp.status_code == 200, resp.text
         return [g["id"] for g in resp.json()]
 
@@ -83,8 +113,7 @@ async def test_campusconnect_walkthrough(http: httpx.AsyncClient, gw: str) -> No
 
     # join +5, post +10, friend +1: Alice has 16 points, derived from the event stream.
     async def alice_points() -> float | None:
-        board = (await http.get(f"{gw}/recommendations/leaderboard", params={"limit": 100})).json()
-        return next((row["points"] for row in board if row["user_id"] == alice.id), None)
+        return await points(alice.id)
 
     assert await eventually(alice_points, until=lambda p: p == 16) == 16
 

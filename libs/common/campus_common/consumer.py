@@ -42,6 +42,10 @@ T = TypeVar("T")
 M = TypeVar("M")
 # Untraced changes in one batch that each get a root span of their own (see `_traced`).
 UNTRACED_SPANS_PER_BATCH = 100
+# Fewer records than this behind, a batch is applied as soon as it is fetched: waiting for the
+# rest would cost more latency than the store round trip it saves.
+FILL_FROM_BACKLOG = 100
+Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 RECORDS = Counter("campus_projection_records_total", "Records handled", ["projection", "outcome"])
 BATCH_SECONDS = Histogram(
@@ -91,6 +95,16 @@ class Route(Generic[M, T]):
 
     parse: Callable[[bytes], M | None]
     handle: Callable[[M], T | None]
+
+
+def fill_size(
+    have: int, backlog: int, *, max_batch: int, fill_from: int = FILL_FROM_BACKLOG
+) -> int:
+    """How many more records to fetch into a batch of `have` before applying it (0: apply now):
+    none while the backlog is small, up to `max_batch` in all while it is big."""
+    if backlog < fill_from:
+        return 0
+    return max(min(backlog, max_batch - have), 0)
 
 
 def _change(raw: bytes) -> ChangeRecord | None:
@@ -207,6 +221,7 @@ class ProjectionRunner(Generic[T]):
         group_id: str | None = None,
         max_batch: int = 1000,
         poll_timeout_ms: int = 200,
+        fill_wait_ms: int = 20,
         max_backoff_s: float = 5.0,
     ) -> None:
         self.projection = projection
@@ -214,6 +229,7 @@ class ProjectionRunner(Generic[T]):
         self.group_id = group_id or f"campus-{projection.name}"
         self.max_batch = max_batch
         self.poll_timeout_ms = poll_timeout_ms
+        self.fill_wait_ms = fill_wait_ms
         self.max_backoff_s = max_backoff_s
         self.consumer: AIOKafkaConsumer | None = None
         self.batch_lock = asyncio.Lock()
@@ -371,33 +387,18 @@ class ProjectionRunner(Generic[T]):
         log.info("projection %s consuming %s as %s", name, self.projection.topics, self.group_id)
         try:
             while not self._stop.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
-                )
+                batches = await self._gather(consumer)
                 for tp, records in batches.items():
-                    # Where each partition stands, for the lag gauges, before any batch waits.
+                    # Where each partition stands, for the lag gauges, before the batch waits.
                     self._next_offset[tp] = records[0].offset
                     self._in_flight_ts_ms[tp] = records[0].timestamp
-                for tp, records in batches.items():
-                    if self._stop.is_set():
-                        break
+                if batches and not self._stop.is_set():
                     async with self.batch_lock:
-                        if tp not in consumer.assignment():
-                            continue  # revoked while we waited: the new owner re-reads it
-                        self.in_flight = {
-                            "topic": tp.topic,
-                            "partition": tp.partition,
-                            "first_offset": records[0].offset,
-                            "last_offset": records[-1].offset,
-                            "since": time.time(),
-                        }
-                        await self._process(records)
-                        # Commit only after the side effect: a crash before this line redelivers.
-                        await consumer.commit({tp: records[-1].offset + 1})
-                        self.in_flight = None
-                        self._next_offset[tp] = records[-1].offset + 1
-                        self._last_applied_ts_ms[tp] = records[-1].timestamp
-                        self._in_flight_ts_ms.pop(tp, None)
+                        # Partitions revoked while we waited: the new owner re-reads them.
+                        assigned = consumer.assignment()
+                        batches = {tp: r for tp, r in batches.items() if tp in assigned}
+                        if batches:
+                            await self._apply_and_commit(consumer, batches)
                 self._observe_lag()
         except _Stopping:
             log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
@@ -405,6 +406,69 @@ class ProjectionRunner(Generic[T]):
             self.in_flight = None
             await consumer.stop()
             self.consumer = None
+
+    async def _gather(self, consumer: AIOKafkaConsumer) -> Batches:
+        """The next batch, over every partition: what is fetched now when the projection is
+        caught up (latency first); when it is behind, more fetches, each waiting at most
+        `fill_wait_ms`, up to `max_batch` records (throughput first: one store round trip and
+        one commit for all of them)."""
+        batches: Batches = {
+            tp: list(records)
+            for tp, records in (
+                await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+            ).items()
+        }
+        have = sum(map(len, batches.values()))
+        while have and not self._stop.is_set():
+            more = fill_size(have, self._backlog(consumer, batches), max_batch=self.max_batch)
+            if not more:
+                break
+            extra = await consumer.getmany(timeout_ms=self.fill_wait_ms, max_records=more)
+            if not extra:
+                break  # the records behind are not fetched yet: apply what is here
+            for tp, records in extra.items():
+                batches.setdefault(tp, []).extend(records)
+                have += len(records)
+        return batches
+
+    def _backlog(self, consumer: AIOKafkaConsumer, batches: Batches) -> int:
+        """Records on the broker beyond this batch, over the partitions this instance reads
+        (from the end offsets the last fetches reported: no round trip)."""
+        behind = 0
+        paused = consumer.paused()
+        for tp in consumer.assignment():
+            if tp in paused:
+                continue
+            end = consumer.last_stable_offset(tp) or consumer.highwater(tp)
+            fetched = batches.get(tp)
+            upto = fetched[-1].offset + 1 if fetched else self._next_offset.get(tp)
+            if end is not None and upto is not None:
+                behind += max(end - upto, 0)
+        return behind
+
+    async def _apply_and_commit(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        """Apply one batch (every partition's records in one call to the store), then commit
+        `offset + 1` of every partition in one request."""
+        parts = [
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": records[0].offset,
+                "last_offset": records[-1].offset,
+            }
+            for tp, records in batches.items()
+        ]
+        # The first partition's range at the top level (what `campus faults` reads), all of
+        # them under "partitions".
+        self.in_flight = {**parts[0], "partitions": parts, "since": time.time()}
+        await self._process([r for records in batches.values() for r in records])
+        # Commit only after the side effect: a crash before this line redelivers the batch.
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        self.in_flight = None
+        for tp, records in batches.items():
+            self._next_offset[tp] = records[-1].offset + 1
+            self._last_applied_ts_ms[tp] = records[-1].timestamp
+            self._in_flight_ts_ms.pop(tp, None)
 
     def _observe_lag(self) -> None:
         """Set both lag gauges from what this consumer already knows (no broker round trip),
@@ -462,7 +526,12 @@ class ProjectionRunner(Generic[T]):
                     try:
                         await self._apply_with_retry([item])
                     except _PoisonInBatchError as poison:
-                        raw = next(r for r in records if r.offset == item.offset)
+                        raw = next(
+                            r
+                            for r in records
+                            if (r.topic, r.partition, r.offset)
+                            == (item.topic, item.partition, item.offset)
+                        )
                         await self._dead_letter(raw, poison.__cause__ or poison)
         BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
         RECORDS.labels(name, "applied").inc(len(decoded))
@@ -480,13 +549,18 @@ class ProjectionRunner(Generic[T]):
         apply (and linked to it), so each write's trace shows when it reached this store.
         Heartbeats are not writes: they are not traced.
         """
-        if records[0].topic == topics.HEARTBEATS or not telemetry.enabled():
+        if not telemetry.enabled():
+            yield
+            return
+        applied = {
+            (d.topic, d.partition, d.offset) for d in decoded if d.topic != topics.HEARTBEATS
+        }
+        if not applied:
             yield
             return
         if self._tracer is None:
             name = self.projection.name
             self._tracer = telemetry.tracer("campus.projection", service=f"{name}-projection")
-        applied = {d.offset for d in decoded}
         parents: list[tuple[ConsumerRecord[bytes, bytes], Context | None]] = [
             (
                 r,
@@ -495,9 +569,11 @@ class ProjectionRunner(Generic[T]):
                 ),
             )
             for r in records
-            if r.offset in applied
+            if (r.topic, r.partition, r.offset) in applied
         ]
-        first = records[0]
+        first = parents[0][0]
+        # A batch spans partitions (and topics): the batch span names the first record's; each
+        # write's own span names its own.
         span_name = f"process {first.topic}"
         attributes: dict[str, str | int] = {
             "messaging.system": "kafka",
@@ -535,11 +611,13 @@ class ProjectionRunner(Generic[T]):
                 if ctx is None and not untraced_own:
                     continue
                 self._tracer.start_span(
-                    span_name,
+                    f"process {rec.topic}",
                     context=ctx or Context(),
                     kind=SpanKind.CONSUMER,
                     attributes={
                         **attributes,
+                        "messaging.destination.name": rec.topic,
+                        "messaging.destination.partition.id": str(rec.partition),
                         "messaging.kafka.offset": rec.offset,
                         "messaging.kafka.message.key": _key_text(rec.key),
                     },

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, cast
 
@@ -41,7 +41,8 @@ LEADERBOARD = "leaderboard:points"
 HOT_POSTS = "hot:posts"
 PREFIXES = ("user", "group", "leaderboard", "recent", "hot", "processed", "ratelimit", "stats")
 
-# The projection's write: only a change newer than the entry's replaces it.
+# The projection's write on Redis Cluster (one key per script): only a change newer than the
+# entry's replaces it.
 _PUT_IF_NEWER = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -65,7 +66,8 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. lsn .. ':', 'EX', ARGV[2])
 return 1
 """
 
-# Apply a domain event's effects once: the dedupe marker and the effects in one atomic step.
+# Redis Cluster: a domain event's effects on one key, once: the dedupe marker and the effects in
+# one atomic step.
 # KEYS[1] is the marker; ARGV[2] a JSON list of [command, key index, args...].
 _APPLY_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
@@ -75,6 +77,41 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
   redis.call(unpack(args))
 end
 return 1
+"""
+
+
+# A projection batch in one script call (single Redis; see `RedisBatch`): its steps in order,
+# each a profile write only if newer ("P"), an event's effects only if never applied ("O", the
+# marker and the effects in one step, so a redelivered or repeated event is skipped even within
+# the batch), or a plain command ("R"). KEYS: every key the batch names; ARGV[1] the markers'
+# TTL, ARGV[2] the steps as JSON, keys given by their index in KEYS.
+_APPLY_BATCH = """
+local applied = 0
+local function run(op)
+  local args = {op[1], KEYS[op[2]]}
+  for i = 3, #op do args[#args + 1] = op[i] end
+  redis.call(unpack(args))
+end
+for _, step in ipairs(cjson.decode(ARGV[2])) do
+  local kind = step[1]
+  if kind == 'P' then
+    local cur = redis.call('GET', KEYS[step[2]])
+    local lsn = cur and tonumber(string.match(cur, '^%a:(%d+):'))
+    if not (lsn and lsn >= tonumber(step[3])) then
+      redis.call('SET', KEYS[step[2]], step[4], 'EX', step[5])
+      applied = applied + 1
+    end
+  elseif kind == 'O' then
+    if redis.call('SET', KEYS[step[2]], '1', 'NX', 'EX', ARGV[1]) then
+      for _, op in ipairs(step[3]) do run(op) end
+      applied = applied + 1
+    end
+  else
+    run(step[2])
+    applied = applied + 1
+  end
+end
+return applied
 """
 
 
@@ -91,6 +128,53 @@ class Lua:
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
         pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@dataclass(slots=True)
+class RedisBatch:
+    """What one projection batch does to Redis, in order; `Cache.apply_batch` sends it."""
+
+    # ("P", key, entry, lsn, ttl) | ("O", event id, ops) | ("R", op)
+    steps: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def put_if_newer(self, key: str, entry: bytes, lsn: int, ttl: int) -> None:
+        """A profile write that only a change newer than the entry's makes."""
+        self.steps.append(("P", key, entry, lsn, ttl))
+
+    def apply_once(self, event_id: str, ops: Sequence[Op]) -> None:
+        """An event's effects, made only if the event was never applied before."""
+        self.steps.append(("O", event_id, ops))
+
+    def run(self, op: Op) -> None:
+        """A command made as it is (idempotent by itself)."""
+        self.steps.append(("R", op))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def batch_script_args(batch: RedisBatch, processed_ttl: int) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of `_APPLY_BATCH` for a batch: each key once, steps naming keys by index."""
+    index: dict[str, int] = {}
+
+    def key(name: str) -> int:
+        # Lua's KEYS are 1-based.
+        return index.setdefault(name, len(index) + 1)
+
+    def op(command: Any, name: str, *args: Any) -> list[Any]:
+        return [command, key(name), *(str(a) for a in args)]
+
+    steps: list[list[Any]] = []
+    for kind, *rest in batch.steps:
+        if kind == "P":
+            name, entry, lsn, ttl = rest
+            steps.append(["P", key(name), str(lsn), entry.decode(), str(ttl)])
+        elif kind == "O":
+            event_id, ops = rest
+            steps.append(["O", key(processed_key(event_id)), [op(*o) for o in ops]])
+        else:
+            steps.append(["R", op(*rest[0])])
+    return list(index), [processed_ttl, orjson.dumps(steps)]
 
 
 class CacheUnavailableError(Exception):
@@ -183,9 +267,7 @@ class Cache:
         # the same round trip (a script counting them beside the entries would span slots).
         self._hits = 0
         self._misses = 0
-        self._put_if_newer = redis.register_script(_PUT_IF_NEWER)
         self._mark = redis.register_script(_MARK)
-        self._apply_once = redis.register_script(_APPLY_ONCE)
 
     async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis call; a failure raises CacheUnavailableError and starts a cool-down."""
@@ -279,42 +361,48 @@ class Cache:
         key = profile_key(kind, entity_id)
         await self.guarded(lambda: self._mark(keys=[key], args=[state, ttl, unless]))
 
-    async def put_if_newer(self, pipe: Any, key: str, entry: bytes, lsn: int, ttl: int) -> None:
-        """Queue the projection's order-safe write on a pipeline."""
-        if self.cluster:
-            # A cluster pipeline cannot load a script on the node it lands on (nor on a
-            # replica promoted since): EVAL sends the script itself.
-            pipe.eval(_PUT_IF_NEWER, 1, key, lsn, entry, ttl)
-            return
-        await self._put_if_newer(keys=[key], args=[lsn, entry, ttl], client=pipe)
+    def put_if_newer(self, pipe: Any, key: str, entry: bytes, lsn: int, ttl: int) -> None:
+        """Queue the projection's order-safe write on a Redis Cluster pipeline."""
+        # A cluster pipeline cannot load a script on the node it lands on (nor on a replica
+        # promoted since): EVAL sends the script itself.
+        pipe.eval(_PUT_IF_NEWER, 1, key, lsn, entry, ttl)
 
-    async def apply_once(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
-        """Queue an event's effects, applied only if the event was never applied before."""
-        if self.cluster:
-            self._apply_once_per_key(pipe, event_id, ops)
-            return
-        keys: list[str] = []
-        encoded = []
-        for command, key, *args in ops:
-            if key not in keys:
-                keys.append(key)
-            # Lua's KEYS[1] is the marker, so the op's keys start at index 2.
-            encoded.append([command, keys.index(key) + 2, *(str(a) for a in args)])
-        await self._apply_once(
-            keys=[processed_key(event_id), *keys],
-            args=[self.processed_ttl, orjson.dumps(encoded)],
-            client=pipe,
-        )
-
-    def _apply_once_per_key(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
-        """Redis Cluster: one script per key, its marker hash-tagged into the key's slot. Each
-        key still gets the event once; a crash between keys leaves the rest to the redelivery."""
+    def apply_once(self, pipe: Any, event_id: str, ops: Sequence[Op]) -> None:
+        """Queue an event's effects on a Redis Cluster pipeline: one script per key, its marker
+        hash-tagged into the key's slot. Each key still gets the event once; a crash between
+        keys leaves the rest to the redelivery."""
         by_key: dict[str, list[list[Any]]] = {}
         for command, key, *args in ops:
             by_key.setdefault(key, []).append([command, 2, *(str(a) for a in args)])
         for key, encoded in by_key.items():
             marker = processed_key(event_id, key)
             pipe.eval(_APPLY_ONCE, 2, marker, key, self.processed_ttl, orjson.dumps(encoded))
+
+    async def apply_batch(self, batch: RedisBatch) -> int:
+        """Send a projection batch in one round trip: one script call on a single Redis; on
+        Redis Cluster (a script's keys must share a slot) one pipeline of one-slot scripts.
+        Returns how many steps changed something (single Redis; the step count on a cluster)."""
+        if not batch:
+            return 0
+        if self.cluster:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for kind, *rest in batch.steps:
+                    if kind == "P":
+                        self.put_if_newer(pipe, *rest)
+                    elif kind == "O":
+                        self.apply_once(pipe, *rest)
+                    else:
+                        pipe.execute_command(*rest[0])
+                await pipe.execute()
+            return len(batch)
+        keys, args = batch_script_args(batch, self.processed_ttl)
+        script = self.lua(_APPLY_BATCH)
+        try:
+            applied = await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted Redis lost its script cache
+            await self.redis.script_load(script.source)
+            applied = await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+        return int(applied)
 
     # leaderboard, activity, hot posts ----------------------------------------------------
 

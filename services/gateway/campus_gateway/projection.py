@@ -31,6 +31,7 @@ from campus_gateway.cache import (
     LEADERBOARD,
     Cache,
     Op,
+    RedisBatch,
     activity_key,
     encode_entry,
     profile_key,
@@ -102,55 +103,54 @@ class CacheProjection(Projection[Item]):
         return super().is_transient(exc)
 
     async def apply(self, batch: Sequence[Delivered[Item]]) -> None:
-        async with self.cache.redis.pipeline(transaction=False) as pipe:
-            queued = 0
-            for item in batch:
-                value = item.value
-                if isinstance(value, ChangeRecord):
-                    queued += await self._change(pipe, item.topic, value)
-                else:
-                    queued += await self._event(pipe, value)
-            if queued:
-                await pipe.execute()
+        """The whole batch in one round trip (one script call; see `Cache.apply_batch`)."""
+        writes = RedisBatch()
+        for item in batch:
+            value = item.value
+            if isinstance(value, ChangeRecord):
+                self._change(writes, item.topic, value)
+            else:
+                self._event(writes, value)
+        await self.cache.apply_batch(writes)
 
     # CDC ------------------------------------------------------------------------------------
 
-    async def _change(self, pipe: Any, topic: str, change: ChangeRecord) -> int:
+    def _change(self, writes: RedisBatch, topic: str, change: ChangeRecord) -> None:
         write = {
             topics.USERS: self._user,
             topics.GROUPS: self._group,
             topics.MEMBERSHIPS: self._membership,
         }[topic]
-        return await write(pipe, change, change.row, change.position)
+        write(writes, change, change.row, change.position)
 
-    async def _user(self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int) -> int:
+    def _user(
+        self, writes: RedisBatch, change: ChangeRecord, row: dict[str, Any], lsn: int
+    ) -> None:
         user_id = _id(row, "id")
         key = profile_key("user", user_id)
         if change.is_delete:
             entry = encode_entry("D", lsn)
-            pipe.zrem(LEADERBOARD, user_id)  # a deleted account leaves the ranking
+            writes.run(("ZREM", LEADERBOARD, user_id))  # a deleted account leaves the ranking
         else:
             entry = encode_entry("V", lsn, normalize("user", row))
-        await self.cache.put_if_newer(pipe, key, entry, lsn, self.ttl)
-        return 1
+        writes.put_if_newer(key, entry, lsn, self.ttl)
 
-    async def _group(self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int) -> int:
+    def _group(
+        self, writes: RedisBatch, change: ChangeRecord, row: dict[str, Any], lsn: int
+    ) -> None:
         key = profile_key("group", _id(row, "id"))
         if change.is_delete:
-            await self.cache.put_if_newer(pipe, key, encode_entry("D", lsn), lsn, self.ttl)
+            writes.put_if_newer(key, encode_entry("D", lsn), lsn, self.ttl)
         else:
             # The row lacks member_count, so the entry is invalidated rather than refreshed.
-            await self.cache.put_if_newer(
-                pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl
-            )
-        return 1
+            writes.put_if_newer(key, encode_entry("S", lsn), lsn, self.invalidation_ttl)
 
-    async def _membership(
-        self, pipe: Any, change: ChangeRecord, row: dict[str, Any], lsn: int
-    ) -> int:
+    def _membership(
+        self, writes: RedisBatch, change: ChangeRecord, row: dict[str, Any], lsn: int
+    ) -> None:
         user_id, group_id = _id(row, "user_id"), _id(row, "group_id")
         key = profile_key("group", group_id)
-        await self.cache.put_if_newer(pipe, key, encode_entry("S", lsn), lsn, self.invalidation_ttl)
+        writes.put_if_newer(key, encode_entry("S", lsn), lsn, self.invalidation_ttl)
         if change.op in ("c", "r"):
             # joined_at tells one membership from a later re-join; a re-snapshot of the same
             # membership (op r after op c) must not count twice.
@@ -165,22 +165,19 @@ class CacheProjection(Projection[Item]):
                 ("ZINCRBY", LEADERBOARD, POINTS["join"], user_id),
                 *self._activity(group_id, activity),
             ]
-            await self.cache.apply_once(pipe, f"join:{user_id}:{group_id}:{joined_at}", ops)
+            writes.apply_once(f"join:{user_id}:{group_id}:{joined_at}", ops)
         elif change.is_delete:
             activity = {"type": "leave", "user_id": user_id, "at": _iso(change.committed_at)}
-            await self.cache.apply_once(
-                pipe, f"leave:{user_id}:{group_id}:{lsn}", self._activity(group_id, activity)
+            writes.apply_once(
+                f"leave:{user_id}:{group_id}:{lsn}", self._activity(group_id, activity)
             )
-        return 1
 
     # domain events ------------------------------------------------------------------------
 
-    async def _event(self, pipe: Any, event: Event) -> int:
+    def _event(self, writes: RedisBatch, event: Event) -> None:
         ops = self._ops(event)
-        if not ops:
-            return 0
-        await self.cache.apply_once(pipe, str(event.id), ops)
-        return 1
+        if ops:
+            writes.apply_once(str(event.id), ops)
 
     def _ops(self, event: Event) -> list[Op]:
         p = event.payload

@@ -156,6 +156,11 @@ async def test_the_projection_is_idempotent_and_order_safe(redis: Redis) -> None
         entry = decode_entry(await redis.get(f"user:{user_id}"))
         assert entry is not None and entry.lsn == 200
         assert orjson.loads(entry.data)["full_name"] == "newer"
+        # Within one batch (one script call) too: the older change, later in it, changes nothing.
+        await projection.apply([change(300, "newest"), change(250, "stale")])
+        entry = decode_entry(await redis.get(f"user:{user_id}"))
+        assert entry is not None and entry.lsn == 300
+        assert orjson.loads(entry.data)["full_name"] == "newest"
     finally:
         await redis.delete(f"user:{user_id}", f"processed:{liked.id}")
         await redis.zrem(LEADERBOARD, str(user_id))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from campus_gateway.cache import decode_entry, encode_entry
+from campus_gateway.cache import (
+    LEADERBOARD,
+    RedisBatch,
+    batch_script_args,
+    decode_entry,
+    encode_entry,
+)
 from campus_gateway.service import normalize, posts_in
 
 pytestmark = pytest.mark.unit
@@ -63,3 +70,21 @@ def test_posts_in_pages_and_lists() -> None:
     assert posts_in([post, "junk"]) == [post]
     assert posts_in({"detail": "x"}) == []
     assert posts_in(None) == []
+
+
+def test_a_projection_batch_is_one_script_call_naming_each_key_once() -> None:
+    batch = RedisBatch()
+    batch.put_if_newer("user:1", b"V:7:{}", 7, 60)
+    batch.apply_once("e1", [("ZINCRBY", LEADERBOARD, 1, "1"), ("LPUSH", "recent:group:2", "x")])
+    batch.apply_once("e2", [("ZINCRBY", LEADERBOARD, 1, "3")])
+    batch.run(("ZREM", LEADERBOARD, 1))
+    keys, (ttl, steps) = batch_script_args(batch, 86400)
+    assert keys == ["user:1", "processed:e1", LEADERBOARD, "recent:group:2", "processed:e2"]
+    assert ttl == 86400
+    # Lua's KEYS are 1-based; every argument is text (cjson would round big numbers).
+    assert orjson.loads(steps) == [
+        ["P", 1, "7", "V:7:{}", "60"],
+        ["O", 2, [["ZINCRBY", 3, "1", "1"], ["LPUSH", 4, "x"]]],
+        ["O", 5, [["ZINCRBY", 3, "1", "3"]]],
+        ["R", ["ZREM", 3, "1"]],
+    ]

@@ -87,7 +87,7 @@ def test_a_cached_read_never_sends_a_multi_key_command() -> None:
     assert pipe.commands[-1] == ("GET", profile_key("user", 3))
 
 
-async def test_on_a_cluster_an_event_is_applied_once_per_key_within_its_slot() -> None:
+def test_on_a_cluster_an_event_is_applied_once_per_key_within_its_slot() -> None:
     cache = Cache(RedisCluster(host="127.0.0.1", port=1), settings())
     ops = [
         ("ZINCRBY", LEADERBOARD, 10, "7"),
@@ -96,7 +96,7 @@ async def test_on_a_cluster_an_event_is_applied_once_per_key_within_its_slot() -
         ("LTRIM", activity_key(3), 0, 49),
     ]
     pipe = Recorder()
-    await cache.apply_once(pipe, "event-1", ops)
+    cache.apply_once(pipe, "event-1", ops)
     # One script per key (the activity list's two commands in one), marker and key in one slot.
     assert sorted(keys[1] for keys in pipe.scripts) == sorted(
         [LEADERBOARD, HOT_POSTS, activity_key(3)]

@@ -225,6 +225,16 @@ def machine_facts() -> dict[str, Any]:
 
 def rss_by_component() -> dict[str, float]:
     """Resident memory (MiB) of each supervised component, children included."""
+    return {name: round(_tree_rss_kib(pid) / 1024, 1) for name, pid in _supervised_pids().items()}
+
+
+def cpu_by_component() -> dict[str, float]:
+    """CPU seconds (user + system) each supervised component has used so far, its live and
+    reaped children included (PostgreSQL's backends and WAL sender are its children)."""
+    return {name: _tree_cpu_s(pid) for name, pid in _supervised_pids().items()}
+
+
+def _supervised_pids() -> dict[str, int]:
     conf = ROOT / ".stack" / "run" / "supervisord.conf"
     out = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "status"],
@@ -232,13 +242,25 @@ def rss_by_component() -> dict[str, float]:
         text=True,
         check=False,
     ).stdout
-    result: dict[str, float] = {}
+    pids: dict[str, int] = {}
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
-            pid = int(parts[3].rstrip(","))
-            result[parts[0]] = round(_tree_rss_kib(pid) / 1024, 1)
-    return result
+            pids[parts[0]] = int(parts[3].rstrip(","))
+    return pids
+
+
+def _tree_cpu_s(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        # Fields after the command name (which may hold spaces): utime is the 12th, then
+        # stime, cutime (reaped children), cstime.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15])
+    return own / tick + sum(_tree_cpu_s(int(c)) for c in children)
 
 
 def _tree_rss_kib(pid: int) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import asyncpg
 import orjson
 
 from bench import fixtures
-from bench.core import Figure, Report, percentile
+from bench.core import Figure, Report, cpu_by_component, percentile
 from bench.env import settings
 from bench.tools import notes, slope
 from campus_common import topics
@@ -236,16 +237,57 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
         await driver.close()
 
 
+def _cpu() -> dict[str, float]:
+    """CPU seconds so far of every component, and of this process (the load and the counter)."""
+    times = os.times()
+    return {**cpu_by_component(), "bench (this process)": times.user + times.system}
+
+
+def _cpu_table(anchor: dict[str, float], cdc: dict[str, float], a: Inserted, c: Inserted) -> str:
+    """Where the cores went: CPU seconds per 1,000 commits, without and with CDC."""
+    rows = [
+        "| component | CPU ms per commit, no CDC | with CDC | share of the CPU with CDC |",
+        "|---|---|---|---|",
+    ]
+    total = sum(cdc.values()) or 1.0
+    for name in sorted(set(anchor) | set(cdc), key=lambda n: -cdc.get(n, 0.0)):
+        without = anchor.get(name, 0.0) * 1000 / max(a.commits, 1)
+        with_cdc = cdc.get(name, 0.0) * 1000 / max(c.commits, 1)
+        rows.append(
+            f"| {name} | {without:.3f} | {with_cdc:.3f} | {cdc.get(name, 0.0) / total:.0%} |"
+        )
+    rows.append(
+        f"| **total** | {sum(anchor.values()) * 1000 / max(a.commits, 1):.3f} | "
+        f"{total * 1000 / max(c.commits, 1):.3f} | 100% |"
+    )
+    return "\n".join(rows)
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: max(after[k] - before.get(k, 0.0), 0.0) for k in after}
+
+
 async def run(report: Report, *, quick: bool) -> None:
     duration_s = 20.0 if quick else 300.0
     drain_s = 90.0 if quick else 300.0
     # Without CDC nothing accumulates, so the anchor's rate is flat after seconds: a minute of
     # it in the full run keeps the whole suite within its 25 minutes.
+    cpu_start = _cpu()
     anchor = await _anchor(min(duration_s, 60.0))
+    cpu_anchor = _spent(cpu_start, _cpu())
     since = datetime.now(UTC)
+    cpu_start = _cpu()
     inserted, arrivals, slot, start, end = await _with_cdc(duration_s, drain_s)
+    cpu_cdc = _spent(cpu_start, _cpu())
     try:
         _report(report, anchor, inserted, arrivals, slot, start, end, duration_s)
+        report.sections["M2 where the CPU went"] = (
+            "CPU time (user + system, children included) of every component over each phase "
+            "(the CDC phase until every change reached Kafka, so it includes the projections "
+            "applying them), per commit. Both phases run on the same two cores: the commits/s "
+            "the writers reach is bounded by what every other process on them takes.\n\n"
+            + _cpu_table(cpu_anchor, cpu_cdc, anchor, inserted)
+        )
         if text := notes(report.figures, "M2"):
             report.sections["M2 notes"] = text
     finally:

@@ -72,6 +72,15 @@ if [ "${CAMPUS_ENV_FILE:-}" != none ] && [ -z "${CAMPUS_NO_ENV:-}" ] && [ -z "${
   set +a
 fi
 
+# jvm_gc_flags: the collector flags every JVM server (Kafka, Connect, Neo4j) starts with.
+jvm_gc_flags() {
+  case "${CAMPUS_JVM_GC:-G1}" in
+    G1) echo "-XX:+UseG1GC -XX:MaxGCPauseMillis=${CAMPUS_JVM_GC_PAUSE_MS:-20} -XX:InitiatingHeapOccupancyPercent=35" ;;
+    ZGC) echo "-XX:+UseZGC" ;;
+    *) echo "ERROR: CAMPUS_JVM_GC must be G1 or ZGC, not '$CAMPUS_JVM_GC'" >&2; return 1 ;;
+  esac
+}
+
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { echo "ERROR: $*" >&2; exit 1; }
 

@@ -74,8 +74,10 @@ unset CAMPUS_CONNECT_PASSWORD
 
 port_free "$PORT" || die "connect: port $CAMPUS_HOST:$PORT is already in use (change it in .env)"
 
+gc="$(jvm_gc_flags)"
+read -ra GC_FLAGS <<<"$gc"
 exec java "-Xms$CAMPUS_CONNECT_HEAP" "-Xmx$CAMPUS_CONNECT_HEAP" \
-  -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+  "${GC_FLAGS[@]}" \
   -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
   -Djava.awt.headless=true \
   "-Djava.security.auth.login.config=$AUTH_DIR/connect-jaas.conf" \

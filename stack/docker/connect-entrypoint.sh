@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The `debezium/connect` image's contract, for the worker jars and the Debezium plugin our pom
 # resolves: BOOTSTRAP_SERVERS, GROUP_ID, the three storage topics, KEY/VALUE_CONVERTER,
-# HEAP_OPTS, and every CONNECT_<NAME> variable as a worker property (`_` -> `.`).
+# HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS (the collector), and every CONNECT_<NAME> variable as a worker property (`_` -> `.`).
 # With CAMPUS_CONNECT_PASSWORD (and CAMPUS_CONNECT_USER) set, the REST API takes basic auth, as
 # natively (stack/connect/run.sh): stack/connect/auth.sh renders the JAAS file and the
 # credentials (mode 600) at start, and the worker runs without the password in its environment
@@ -40,6 +40,8 @@ fi
   done
 } >"$props"
 # shellcheck disable=SC2086 # the heap options are a list of flags
-exec java ${HEAP_OPTS:--Xms256m -Xmx256m} -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError "${auth_opts[@]}" \
+# shellcheck disable=SC2086 # so are the collector's (KAFKA_JVM_PERFORMANCE_OPTS, as the image's)
+exec java ${HEAP_OPTS:--Xms256m -Xmx256m} ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} \
+  -XX:+ExitOnOutOfMemoryError "${auth_opts[@]}" \
   -Dlog4j2.configurationFile=/kafka/config/log4j2.properties -cp '/kafka/libs/*' \
   org.apache.kafka.connect.cli.ConnectDistributed "$props"

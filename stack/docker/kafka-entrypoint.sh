@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official `apache/kafka` image's contract, for the broker jars our pom resolves: every
 # KAFKA_<NAME> variable becomes a server property (`_` -> `.`, `__` -> `_`, `___` -> `-`),
-# CLUSTER_ID names the cluster, KAFKA_HEAP_OPTS sizes the heap. Storage is formatted once.
+# CLUSTER_ID names the cluster, KAFKA_HEAP_OPTS sizes the heap, KAFKA_JVM_PERFORMANCE_OPTS
+# picks the collector. Storage is formatted once.
 set -euo pipefail
 cd /opt/kafka
 props=/opt/kafka/run/server.properties
@@ -27,5 +28,7 @@ if [ ! -f "$log_dir/meta.properties" ]; then
     -t "${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" -c "$props"
 fi
 # shellcheck disable=SC2086 # the heap options are a list of flags
-exec "${java_cmd[@]}" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx256m} -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+# KAFKA_JVM_PERFORMANCE_OPTS: the collector flags, as kafka-run-class.sh of the official image.
+exec "${java_cmd[@]}" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx256m} \
+  ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} -XX:+ExitOnOutOfMemoryError \
   ${KAFKA_OPTS:-} kafka.Kafka "$props"

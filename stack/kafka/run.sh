@@ -58,9 +58,11 @@ PROPS
 mv "$PROPS.tmp" "$PROPS"
 
 # -Xms = -Xmx: a fixed, explicit heap (the JVMs dominate the stack's memory)
+gc="$(jvm_gc_flags)"
+read -ra GC_FLAGS <<<"$gc"
 JAVA_OPTS=(
   "-Xms$CAMPUS_KAFKA_HEAP" "-Xmx$CAMPUS_KAFKA_HEAP"
-  -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+  "${GC_FLAGS[@]}"
   -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
   -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$STACK_SRC/kafka/log4j2.properties"

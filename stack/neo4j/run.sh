@@ -83,10 +83,13 @@ unset CAMPUS_NEO4J_PASSWORD
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# JVM flags follow the distribution's neo4j.conf (server.jvm.additional), minus AlwaysPreTouch (keeps idle RSS low).
+# JVM flags follow the distribution's neo4j.conf (server.jvm.additional), minus AlwaysPreTouch
+# (keeps idle RSS low); the collector is the one every JVM server here gets (.env).
+gc="$(jvm_gc_flags)"
+read -ra GC_FLAGS <<<"$gc"
 exec "$JAVA" \
   -Xms"$CAMPUS_NEO4J_HEAP" -Xmx"$CAMPUS_NEO4J_HEAP" \
-  -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -XX:+ExitOnOutOfMemoryError \
+  "${GC_FLAGS[@]}" -XX:-OmitStackTraceInFastThrow -XX:+ExitOnOutOfMemoryError \
   -XX:+UnlockExperimentalVMOptions -XX:+TrustFinalNonStaticFields -XX:+DisableExplicitGC \
   -XX:MaxMetaspaceSize=1024m -XX:ReservedCodeCacheSize=512m \
   -Djdk.nio.maxCachedBufferSize=1024 -Dio.netty.tryReflectionSetAccessible=true \

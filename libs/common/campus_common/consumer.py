@@ -16,7 +16,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -385,24 +385,42 @@ class ProjectionRunner(Generic[T]):
         await start_with_retry(consumer, what=f"projection {name}", stop=self._stop)
         self.consumer = consumer
         log.info("projection %s consuming %s as %s", name, self.projection.topics, self.group_id)
+        # While a backlog is applied, the next batch is fetched and decoded meanwhile (the
+        # store works on one batch while this process parses the next); applies and commits
+        # stay one at a time, in order.
+        upcoming: asyncio.Task[_Prepared[T]] | None = None
         try:
             while not self._stop.is_set():
-                batches = await self._gather(consumer)
-                for tp, records in batches.items():
+                if upcoming is not None:
+                    prepared, upcoming = await upcoming, None
+                else:
+                    prepared = await self._prepare(consumer)
+                for tp, records in prepared.batches.items():
                     # Where each partition stands, for the lag gauges, before the batch waits.
                     self._next_offset[tp] = records[0].offset
                     self._in_flight_ts_ms[tp] = records[0].timestamp
-                if batches and not self._stop.is_set():
+                if prepared.batches and not self._stop.is_set():
                     async with self.batch_lock:
                         # Partitions revoked while we waited: the new owner re-reads them.
                         assigned = consumer.assignment()
-                        batches = {tp: r for tp, r in batches.items() if tp in assigned}
-                        if batches:
-                            await self._apply_and_commit(consumer, batches)
+                        if any(tp not in assigned for tp in prepared.batches):
+                            prepared = self._decode(
+                                {tp: r for tp, r in prepared.batches.items() if tp in assigned}
+                            )
+                        if prepared.batches:
+                            backlog = self._backlog(consumer, prepared.batches)
+                            if backlog >= FILL_FROM_BACKLOG:
+                                upcoming = asyncio.create_task(self._prepare(consumer))
+                            await self._apply_and_commit(consumer, prepared)
                 self._observe_lag()
         except _Stopping:
             log.info("projection %s stopping mid-batch; the batch will be redelivered", name)
         finally:
+            if upcoming is not None:
+                # Fetched but not applied: nothing was committed for it, it is read again.
+                upcoming.cancel()
+                with contextlib.suppress(BaseException):
+                    await upcoming
             self.in_flight = None
             await consumer.stop()
             self.consumer = None
@@ -446,9 +464,10 @@ class ProjectionRunner(Generic[T]):
                 behind += max(end - upto, 0)
         return behind
 
-    async def _apply_and_commit(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+    async def _apply_and_commit(self, consumer: AIOKafkaConsumer, prepared: _Prepared[T]) -> None:
         """Apply one batch (every partition's records in one call to the store), then commit
         `offset + 1` of every partition in one request."""
+        batches = prepared.batches
         parts = [
             {
                 "topic": tp.topic,
@@ -461,7 +480,7 @@ class ProjectionRunner(Generic[T]):
         # The first partition's range at the top level (what `campus faults` reads), all of
         # them under "partitions".
         self.in_flight = {**parts[0], "partitions": parts, "since": time.time()}
-        await self._process([r for records in batches.values() for r in records])
+        await self._process(prepared)
         # Commit only after the side effect: a crash before this line redelivers the batch.
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         self.in_flight = None
@@ -495,24 +514,38 @@ class ProjectionRunner(Generic[T]):
         LAG_RECORDS.labels(self.projection.name).set(records)
         LAG_SECONDS.labels(self.projection.name).set(round(seconds, 3) if records else 0.0)
 
-    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    def _decode(self, batches: Batches) -> _Prepared[T]:
+        """Parse every record of a batch through its route (no I/O)."""
+        prepared: _Prepared[T] = _Prepared(batches)
+        for records in batches.values():
+            for rec in records:
+                try:
+                    value, beat = self.projection.decode_with_beat(rec)
+                except Exception as exc:
+                    prepared.poison.append((rec, exc))
+                    continue
+                if beat is not None:
+                    prepared.beats.append(beat)
+                if value is None:
+                    prepared.skipped += 1
+                    continue
+                prepared.decoded.append(
+                    Delivered(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key, value)
+                )
+        return prepared
+
+    async def _prepare(self, consumer: AIOKafkaConsumer) -> _Prepared[T]:
+        """The next batch, fetched and decoded."""
+        return self._decode(await self._gather(consumer))
+
+    async def _process(self, prepared: _Prepared[T]) -> None:
         name = self.projection.name
-        decoded: list[Delivered[T]] = []
-        beats: list[Heartbeat] = []
-        for rec in records:
-            try:
-                value, beat = self.projection.decode_with_beat(rec)
-            except Exception as exc:
-                await self._dead_letter(rec, exc)
-                continue
-            if beat is not None:
-                beats.append(beat)
-            if value is None:
-                RECORDS.labels(name, "skipped").inc()
-                continue
-            decoded.append(
-                Delivered(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key, value)
-            )
+        records = [r for recs in prepared.batches.values() for r in recs]
+        decoded, beats = prepared.decoded, prepared.beats
+        for rec, exc in prepared.poison:
+            await self._dead_letter(rec, exc)
+        if prepared.skipped:
+            RECORDS.labels(name, "skipped").inc(prepared.skipped)
         if not decoded:
             self._note_heartbeats(beats)
             return
@@ -741,6 +774,17 @@ class ProjectionRunner(Generic[T]):
 
 def _key_text(key: bytes | None) -> str:
     return (key or b"").decode("utf-8", "replace")[:200]
+
+
+@dataclass(slots=True)
+class _Prepared(Generic[T]):
+    """A fetched batch, decoded: what to apply, and what to dead-letter or skip."""
+
+    batches: Batches
+    decoded: list[Delivered[T]] = field(default_factory=list)
+    beats: list[Heartbeat] = field(default_factory=list)
+    poison: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = field(default_factory=list)
+    skipped: int = 0
 
 
 class _PoisonInBatchError(Exception):

@@ -46,13 +46,14 @@ async def ping(driver: AsyncDriver) -> None:
 # that last wrote it, and a change older than that is dropped. A missing lsn (a bare node merged
 # for an edge before its own change arrived) counts as older than everything.
 
+# MERGE, then the node's own LSN check: one index lookup per row, not a MATCH and a MERGE (a
+# node MERGE creates has no lsn yet, so it passes; an existing newer one is left as it is).
 UPSERT_USERS: LiteralString = """
 UNWIND $rows AS row
 OPTIONAL MATCH (t:Tombstone {key: row.tomb})
-OPTIONAL MATCH (old:User {id: row.id})
-WITH row, t, old
-WHERE coalesce(t.lsn, -1) < row.lsn AND coalesce(old.lsn, -1) <= row.lsn
+WITH row, t WHERE coalesce(t.lsn, -1) < row.lsn
 MERGE (u:User {id: row.id})
+WITH row, t, u WHERE coalesce(u.lsn, -1) <= row.lsn
 SET u.email = row.email, u.full_name = row.full_name, u.created_at = row.created_at,
     u.updated_at = row.updated_at, u.lsn = row.lsn
 WITH t WHERE t IS NOT NULL
@@ -62,10 +63,9 @@ DELETE t
 UPSERT_GROUPS: LiteralString = """
 UNWIND $rows AS row
 OPTIONAL MATCH (t:Tombstone {key: row.tomb})
-OPTIONAL MATCH (old:Group {id: row.id})
-WITH row, t, old
-WHERE coalesce(t.lsn, -1) < row.lsn AND coalesce(old.lsn, -1) <= row.lsn
+WITH row, t WHERE coalesce(t.lsn, -1) < row.lsn
 MERGE (g:Group {id: row.id})
+WITH row, t, g WHERE coalesce(g.lsn, -1) <= row.lsn
 SET g.name = row.name, g.course_code = row.course_code, g.lsn = row.lsn
 WITH t WHERE t IS NOT NULL
 DELETE t

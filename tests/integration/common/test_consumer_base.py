@@ -39,12 +39,15 @@ class CountingProjection(Projection[dict[str, int]]):
         self.redis = redis
         self.key = f"test:applied:{self.name}"
         self.store_down = False
+        # The partitions each apply was handed.
+        self.applied_partitions: list[set[int]] = []
 
     async def apply(self, batch: Sequence[Delivered[dict[str, int]]]) -> None:
         if self.store_down:
             raise ConnectionError("store is down")
         if any(item.value["n"] < 0 for item in batch):
             raise PoisonRecordError("negative n can never be applied")
+        self.applied_partitions.append({item.partition for item in batch})
         pipe = self.redis.pipeline(transaction=True)
         for item in batch:
             pipe.hincrby(self.key, str(item.value["n"]), 1)
@@ -133,6 +136,25 @@ async def test_every_record_applied_once_and_poison_dead_lettered(
         assert sorted(r.value for r in found) == sorted([b"garbage", orjson.dumps({"n": -1})])
     finally:
         await dlq.stop()
+
+
+async def test_a_backlog_is_applied_in_batches_spanning_partitions(
+    stack: StackSettings, redis: aioredis.Redis, producer: AIOKafkaProducer
+) -> None:
+    topic = f"test.consumer.{uuid.uuid4().hex[:8]}"
+    proj = CountingProjection(redis, topic)
+    # The backlog is there before the runner starts: seven keys over the topic's partitions.
+    await send(producer, topic, [{"n": i} for i in range(600)])
+    runner = ProjectionRunner(proj, kafka=stack.kafka, max_batch=1000)
+    await runner.start()
+    try:
+        counts = await eventually(proj.counts, until=lambda c: len(c) == 600, timeout=30)
+        assert set(counts.values()) == {1}
+        # One apply (one store round trip) for records of several partitions, each committed.
+        assert max(len(parts) for parts in proj.applied_partitions) > 1
+        assert await eventually(lambda: _lag(runner), until=lambda lag: lag == 0) == 0
+    finally:
+        await runner.stop()
 
 
 async def test_the_consumer_waits_while_the_store_is_down(

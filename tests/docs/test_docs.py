@@ -87,18 +87,29 @@ class Terminal:
             out.append(self.shell.before or "")
             return int(self.shell.match.group(1)), "".join(out)
         if step.live:
-            # A live view: wait for what it promises to show, then quit as a reader would.
+            # A live view: wait for what it promises to show, then quit as a reader would. A
+            # prompt in the output is no sign the view started (its "[[" satisfies `make logs`'
+            # pattern "\\["; in one CI run `make logs` kept the terminal after its Ctrl-C and
+            # every later step timed out): prompts are dropped before matching, and Ctrl-C is
+            # sent again until the prompt is back.
             seen = ""
             deadline = time.monotonic() + step.timeout
             while time.monotonic() < deadline and not all(
-                re.search(p, seen, re.M) for p in step.expect
+                re.search(p, re.sub(PROMPT, "", seen), re.M) for p in step.expect
             ):
                 try:
                     seen += self.shell.read_nonblocking(65536, timeout=1)
                 except pexpect.TIMEOUT:
                     continue
-            self.shell.sendintr()
-            self.shell.expect(PROMPT, timeout=30)
+            for attempt in range(3):
+                self.shell.sendintr()
+                try:
+                    self.shell.expect(PROMPT, timeout=10 if attempt < 2 else 30)
+                    break
+                except pexpect.TIMEOUT:
+                    continue
+            else:
+                raise AssertionError(f"{command!r} kept the terminal after three Ctrl-C")
             return 0 if int(self.shell.match.group(1)) in (0, 2, 130) else 1, seen + (
                 self.shell.before or ""
             )

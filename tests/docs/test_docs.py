@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Terminal:
             codec_errors="replace",
             dimensions=(50, 160),
             timeout=30,
+            preexec_fn=_reader_signals,
         )
         self.shell.sendline("stty -echo; PS1='[[docs rc=$?]] '; PS2=''")
         self.shell.expect(PROMPT)
@@ -118,6 +120,14 @@ class Terminal:
 
     def close(self) -> None:
         self.shell.close(force=True)
+
+
+def _reader_signals() -> None:
+    # A reader's terminal delivers Ctrl-C. A run started in the background of a script
+    # (`.ci/run &`) ignores SIGINT, the shell and every command would inherit that, and a live
+    # view such as `make logs` would never quit: give the reader's shell the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def localize(command: str, settings: StackSettings) -> str:

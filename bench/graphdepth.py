@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import time
 from collections import deque
@@ -788,6 +789,8 @@ def _figures(report: Report, cases: Sequence[Case], samples: int) -> None:
 
 async def run(report: Report, *, quick: bool) -> None:
     sizes = (10_000,) if quick else (10_000, 100_000)
+    # Other processes' load moves every figure here: the report says how busy the machine was.
+    load_before = os.getloadavg()[0]
     samples = 10 if quick else 20
     cases: list[Case] = []
     facts: dict[int, dict[str, Any]] = {}
@@ -798,6 +801,9 @@ async def run(report: Report, *, quick: bool) -> None:
             if facts[n][key]:
                 raise RuntimeError(f"{key}: {facts[n][key]} after the {n:,}-student run")
     _figures(report, cases, samples)
+    load = (
+        f"load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
     graph = "\n".join(
         f"- {n:,} students: {f['friendships']:,} friendships; friends per student mean "
         f"{f['degree']['mean']}, median {f['degree']['median']}, p99 {f['degree']['p99']}, "
@@ -814,7 +820,8 @@ async def run(report: Report, *, quick: bool) -> None:
         f"sampled students (pairs for the shortest path), min and max of the repetitions. "
         f"Every answer of both stores equalled a BFS in the benchmark's process. Statement "
         f"timeout {TIMEOUT_S:g} s; a query that timed out {GIVE_UP_AFTER} times is not run "
-        f"again at that size.\n\n{guide_table(cases)}\n\n**Verdict** (winner by p50, tie within "
+        f"again at that size. Machine: {report.machine['cores']} cores, {load}."
+        f"\n\n{guide_table(cases)}\n\n**Verdict** (winner by p50, tie within "
         f"{TIE:g}x):\n\n{summary(cases)}\n\nEvery query as written:\n\n{details(cases)}\n\n"
         f"The graphs (Holme-Kim, {M} new friendships per student, triad closure {TRIAD}, "
         f"seed {SEED}):\n\n{graph}\n"

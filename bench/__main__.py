@@ -15,6 +15,7 @@ from bench.core import ROOT, TOPOLOGY, Report, before_after, previous_figures, r
 SUITE = [
     "bench.consumer",  # M3
     "bench.friends",  # M6
+    "bench.graphdepth",  # M9: depth-3 reach and shortest paths (loads and drops its own graph)
     "bench.leaderboard",  # M5
     "bench.sinks",  # M7, projection backlogs
     "bench.api",  # M4, documents feed and writes, analytics

@@ -93,6 +93,9 @@ PLAN: dict[str, Step] = {
     "uv run python -m bench --quick friends": Step(
         expect=(r"friend-of-friend", r"written to"), reject=("Traceback", "Error"), timeout=900
     ),
+    "uv run python -m bench --quick graphdepth": Step(
+        expect=(r"reach at depth 3", r"written to"), reject=("Traceback", "Error"), timeout=900
+    ),
     "set -a; . ./.env": Step(),
     # redis-cli in a terminal quotes replies and numbers the items of a list.
     "REDISCLI_AUTH=$CAMPUS_REDIS_PASSWORD redis-cli ZINCRBY exercise:points 1 1": Step(

@@ -1,8 +1,9 @@
 """Queries against the `campus` document database; the only module that touches it.
 
 Only operators that FerretDB v1 and MongoDB 7 both implement the same way are used: equality,
-range and $or filters, $set/$inc/$push/$pullAll (FerretDB's $pull matches whole values only,
-so published events are removed by exact value), $size, and plain sorts. No transactions.
+range, $in, $exists and $or filters, $set/$unset/$inc/$push/$pullAll (FerretDB's $pull matches
+whole values only, so published events are removed by exact value), $size, plain sorts, and
+aggregations of $match and $group with $sum. No transactions.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
 Position = tuple[datetime, ObjectId]
+DUPLICATE_KEY = 11000
 
 POSTS = "posts"
 COMMENTS = "comments"
-OUTBOX_COLLECTIONS = (POSTS, COMMENTS)
+# One document per (post, user): a like is an insert, never an update of the post.
+LIKES = "likes"
+# Cross-instance locks of posts and of the relay (see locks.py).
+LEASES = "leases"
+OUTBOX_COLLECTIONS = (POSTS, COMMENTS, LIKES)
 
 # Internal fields never returned by the API.
-HIDDEN = {"outbox": 0, "pending": 0, "liked_by": 0, "idempotency_key": 0, "request_hash": 0}
+HIDDEN = {"outbox": 0, "pending": 0, "idempotency_key": 0, "request_hash": 0, "rev": 0}
 LIVE: Doc = {"deleted_at": None}
 
 INDEXES: Mapping[str, list[IndexModel]] = {
@@ -52,6 +59,14 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("pending", ASCENDING)], name="comments_pending"),
         IndexModel([("idempotency_key", ASCENDING)], name="comments_idempotency", unique=True),
     ],
+    LIKES: [
+        # A user likes a post once: a second insert is a DuplicateKeyError, on every instance.
+        IndexModel(
+            [("post_id", ASCENDING), ("user_id", ASCENDING)], name="likes_once", unique=True
+        ),
+        IndexModel([("pending", ASCENDING)], name="likes_pending"),
+    ],
+    LEASES: [IndexModel([("key", ASCENDING)], name="leases_key", unique=True)],
 }
 
 
@@ -111,6 +126,50 @@ async def update_post(db: Db, *, where: Doc, update: Doc) -> bool:
     """Apply `update` to the live post matching `where`; whether one matched."""
     result = await db[POSTS].update_one({**where, **LIVE}, update)
     return result.matched_count == 1
+
+
+async def find_posts_with_liked_by(db: Db, *, after: ObjectId | None, limit: int) -> list[Doc]:
+    """Posts that still keep their likes inside (written before likes had their own documents),
+    in _id order after `after`."""
+    where: Doc = {"liked_by": {"$exists": True}}
+    if after is not None:
+        where["_id"] = {"$gt": after}
+    cursor = (
+        db[POSTS].find(where, {"liked_by": 1, "created_at": 1}).sort("_id", ASCENDING).limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def drop_liked_by(db: Db, *, post_id: ObjectId) -> None:
+    """Remove the embedded likes of a post once they live in the likes collection."""
+    await db[POSTS].update_one({"_id": post_id}, {"$unset": {"liked_by": "", "meta.likes": ""}})
+
+
+# likes ---------------------------------------------------------------------------------------
+
+
+async def insert_likes(db: Db, likes: list[Doc]) -> int:
+    """Insert likes, skipping those that exist (same post and user); how many were new."""
+    if not likes:
+        return 0
+    try:
+        result = await db[LIKES].insert_many(likes, ordered=False)
+        return len(result.inserted_ids)
+    except BulkWriteError as exc:
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+            raise
+        return int(exc.details.get("nInserted", 0))
+
+
+async def count_likes(db: Db, post_ids: list[ObjectId]) -> dict[ObjectId, int]:
+    """Likes per post, for a whole page in one command (posts without likes are absent)."""
+    if not post_ids:
+        return {}
+    match = {"post_id": post_ids[0]} if len(post_ids) == 1 else {"post_id": {"$in": post_ids}}
+    cursor = await db[LIKES].aggregate(
+        [{"$match": match}, {"$group": {"_id": "$post_id", "n": {"$sum": 1}}}]
+    )
+    return {row["_id"]: int(row["n"]) async for row in cursor}
 
 
 # comments ------------------------------------------------------------------------------------
@@ -180,6 +239,27 @@ async def purge_post(db: Db, *, post_id: ObjectId) -> bool:
     )
     if result.deleted_count == 0:
         return False
-    # A comment whose event is still pending stays until published; it is unreachable anyway.
+    # A comment or like whose event is still pending stays until published; it is unreachable
+    # anyway.
     await db[COMMENTS].delete_many({"post_id": post_id, "pending": False})
+    await db[LIKES].delete_many({"post_id": post_id, "pending": False})
     return True
+
+
+# leases --------------------------------------------------------------------------------------
+
+
+async def insert_leases(db: Db, leases: list[Doc]) -> None:
+    """Insert every lease whose key is free; BulkWriteError lists the taken ones."""
+    await db[LEASES].insert_many(leases, ordered=False)
+
+
+async def delete_expired_lease(db: Db, *, key: str, at: datetime) -> bool:
+    """Remove the lease of `key` if it expired by `at`; whether one was removed."""
+    result = await db[LEASES].delete_one({"key": key, "expires_at": {"$lte": at}})
+    return result.deleted_count == 1
+
+
+async def delete_leases(db: Db, *, tokens: list[str]) -> None:
+    """Remove exactly these leases (a lease's _id is its holder's token)."""
+    await db[LEASES].delete_many({"_id": {"$in": tokens}})

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 
 from campus_common import topics
 from campus_common.internal_auth import OperatorAuth
-from campus_common.kafka import ensure_topics
+from campus_common.kafka import ensure_topics, topic_partitions
 from campus_documents.config import Settings
 from tests.conftest import ROOT, StackSettings
 
@@ -79,6 +79,32 @@ async def events(stack: StackSettings) -> AsyncIterator[EventTail]:
         yield EventTail(consumer)
     finally:
         await consumer.stop()
+
+
+@pytest.fixture
+async def scratch_topic(stack: StackSettings) -> AsyncIterator[tuple[str, EventTail]]:
+    """A documents topic of its own, read from its start: private instances publish there
+    (docs_events_topic), so `campus reconcile` never sees what a test did."""
+    name = f"campus.test.documents.{uuid.uuid4().hex[:10]}"
+    await ensure_topics(stack.kafka, [name])
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(await topic_partitions(stack.kafka, [name]))
+        await consumer.seek_to_beginning()
+        yield name, EventTail(consumer)
+    finally:
+        await consumer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([name])
+        finally:
+            await admin.close()
 
 
 # the document store --------------------------------------------------------------------------

@@ -12,14 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from docs_support import EventTail, Instance, Member, free_port, join, new_group, new_user
+from docs_support import (
+    EventTail,
+    Instance,
+    Member,
+    free_port,
+    join,
+    new_group,
+    new_user,
+    open_tail,
+)
 from pymongo import AsyncMongoClient
 
 from campus_common import topics
 from campus_common.internal_auth import OperatorAuth
-from campus_common.kafka import ensure_topics, topic_partitions
+from campus_common.kafka import ensure_topics
 from campus_documents.config import Settings
 from tests.conftest import ROOT, StackSettings
 
@@ -58,27 +66,8 @@ async def member(make_member: Callable[..., Awaitable[Member]]) -> Member:
 @pytest.fixture
 async def events(stack: StackSettings) -> AsyncIterator[EventTail]:
     await ensure_topics(stack.kafka, [topics.DOCUMENT_EVENTS])
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topics.DOCUMENT_EVENTS])
-    finally:
-        await admin.close()
-    tps = [TopicPartition(topics.DOCUMENT_EVENTS, p["partition"]) for p in described["partitions"]]
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, ends[tp])
-        yield EventTail(consumer)
-    finally:
-        await consumer.stop()
+    async with open_tail(stack.kafka, topics.DOCUMENT_EVENTS, from_start=False) as tail:
+        yield tail
 
 
 @pytest.fixture
@@ -87,18 +76,10 @@ async def scratch_topic(stack: StackSettings) -> AsyncIterator[tuple[str, EventT
     (docs_events_topic), so `campus reconcile` never sees what a test did."""
     name = f"campus.test.documents.{uuid.uuid4().hex[:10]}"
     await ensure_topics(stack.kafka, [name])
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
     try:
-        consumer.assign(await topic_partitions(stack.kafka, [name]))
-        await consumer.seek_to_beginning()
-        yield name, EventTail(consumer)
+        async with open_tail(stack.kafka, name, from_start=True) as tail:
+            yield name, tail
     finally:
-        await consumer.stop()
         admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
         await admin.start()
         try:

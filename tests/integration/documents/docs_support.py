@@ -7,14 +7,17 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from campus_common.config import KafkaConfig
 from campus_common.events import Event
+from campus_common.kafka import topic_partitions
 from tests.helpers import unique_email
 
 
@@ -59,6 +62,32 @@ def new_post(author_id: int, **extra: Any) -> dict[str, Any]:
             {"type": "image", "url": "https://files.campus.edu/plan.png", "title": "plan"},
         ],
     } | extra
+
+
+@asynccontextmanager
+async def open_tail(
+    kafka: KafkaConfig, topic: str, *, from_start: bool
+) -> AsyncIterator[EventTail]:
+    """An EventTail of every partition of `topic`, from its start or from its current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(kafka, [topic])
+        consumer.assign(partitions)
+        if from_start:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+            # Resolve the end offsets now: what is published from here on is read.
+            for tp in partitions:
+                await consumer.position(tp)
+        yield EventTail(consumer)
+    finally:
+        await consumer.stop()
 
 
 class EventTail:

@@ -131,8 +131,10 @@ class Leases:
             if any(e.get("code") != repo.DUPLICATE_KEY for e in errors):
                 await self.release(list(taken.values()))
                 raise
-            for e in errors:
-                del taken[docs[e["index"]][1].key]
+            # Ours are the leases stored under our tokens: asked rather than inferred from the
+            # errors, whatever the server did with the documents after the first duplicate.
+            mine = set(await repo.find_leases(self.db, tokens=[doc["_id"] for doc, _ in docs]))
+            taken = {key: lease for key, lease in taken.items() if lease.token in mine}
         return taken
 
     async def release(self, leases: list[Lease]) -> None:

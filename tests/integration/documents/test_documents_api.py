@@ -336,7 +336,8 @@ async def test_liking_twice_is_one_like(
 async def test_concurrent_likes_are_all_counted_once(
     http: httpx.AsyncClient, docs_url: str, member: Member
 ) -> None:
-    # FerretDB v1 updates are read-modify-write: without the per-post lock some would be lost.
+    # Each like is an insert under a unique (post, user) key, never an update of the post
+    # (FerretDB v1 updates are read-modify-write and could lose some): none lost, none twice.
     # A post in no group, so that made-up likers need no membership.
     r = await http.post(f"{docs_url}/posts", json=new_post(member.user_id))
     assert r.status_code == 201, r.text

@@ -283,9 +283,11 @@ async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdat
                     "$push": {"outbox": event},
                 },
             ):
-                store.wake()
-                return to_post(merged, await _likes_of(store, oid))
-    raise ConflictError("the post kept changing while we updated it, try again")
+                break
+        else:
+            raise ConflictError("the post kept changing while we updated it, try again")
+    store.wake()
+    return to_post(merged, await _likes_of(store, oid))
 
 
 async def delete_post(*, store: Store, post_id: str, actor: int) -> None:

@@ -100,11 +100,13 @@ class Leases:
                 await repo.insert(self.db, repo.LEASES, doc)
                 return lease
             except DuplicateKeyError:
-                # Only a lease whose time is up matches; a fresh successor's never does.
-                async with self.slots:
-                    taken_over = await repo.delete_expired_lease(self.db, key=key, at=now())
-                if not taken_over:
-                    return None
+                held = await repo.find_lease(self.db, key=key)
+                if held is not None and held["expires_at"] > now():
+                    return None  # the usual case: a read, no update slot
+                if held is not None:
+                    # Only a lease whose time is up matches; a fresh successor's never does.
+                    async with self.slots:
+                        await repo.delete_expired_lease(self.db, key=key, at=now())
         return None
 
     async def take(self, key: str) -> Lease:

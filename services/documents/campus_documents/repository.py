@@ -254,15 +254,19 @@ async def insert_leases(db: Db, leases: list[Doc]) -> None:
     await db[LEASES].insert_many(leases, ordered=False)
 
 
+async def find_lease(db: Db, *, key: str) -> Doc | None:
+    """The lease held on `key`, if any."""
+    return await db[LEASES].find_one({"key": key})
+
+
 async def find_leases(db: Db, *, tokens: list[str]) -> list[str]:
     """Which of these lease tokens are stored."""
     return [d["_id"] async for d in db[LEASES].find({"_id": {"$in": tokens}}, {"_id": 1})]
 
 
-async def delete_expired_lease(db: Db, *, key: str, at: datetime) -> bool:
-    """Remove the lease of `key` if it expired by `at`; whether one was removed."""
-    result = await db[LEASES].delete_one({"key": key, "expires_at": {"$lte": at}})
-    return result.deleted_count == 1
+async def delete_expired_lease(db: Db, *, key: str, at: datetime) -> None:
+    """Remove the lease of `key` if it expired by `at`."""
+    await db[LEASES].delete_one({"key": key, "expires_at": {"$lte": at}})
 
 
 async def delete_leases(db: Db, *, tokens: list[str]) -> None:

@@ -2,12 +2,13 @@
 
 Only operators that FerretDB v1 and MongoDB 7 both implement the same way are used: equality,
 range, $in, $exists and $or filters, $set/$unset/$inc/$push/$pullAll (FerretDB's $pull matches
-whole values only, so published events are removed by exact value), $size, plain sorts, and
-aggregations of $match and $group with $sum. No transactions.
+whole values only, so published events are removed by exact value), $size, plain sorts
+and counts. No transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -162,14 +163,18 @@ async def insert_likes(db: Db, likes: list[Doc]) -> int:
 
 
 async def count_likes(db: Db, post_ids: list[ObjectId]) -> dict[ObjectId, int]:
-    """Likes per post, for a whole page in one command (posts without likes are absent)."""
-    if not post_ids:
-        return {}
-    match = {"post_id": post_ids[0]} if len(post_ids) == 1 else {"post_id": {"$in": post_ids}}
-    cursor = await db[LIKES].aggregate(
-        [{"$match": match}, {"$group": {"_id": "$post_id", "n": {"$sum": 1}}}]
-    )
-    return {row["_id"]: int(row["n"]) async for row in cursor}
+    """Likes per post (posts without likes are absent).
+
+    One equality count per post, sent together: FerretDB v1 pushes an equality on `post_id`
+    down to PostgreSQL but not `$in`, which scans every like (measured with 5,000 likes: one
+    `$in` aggregation for 20 posts 1.8 s, 20 equality counts 0.28 s, on a loaded host).
+    """
+
+    async def one(post_id: ObjectId) -> tuple[ObjectId, int]:
+        return post_id, await db[LIKES].count_documents({"post_id": post_id})
+
+    counts = await asyncio.gather(*(one(post_id) for post_id in dict.fromkeys(post_ids)))
+    return {post_id: n for post_id, n in counts if n}
 
 
 # comments ------------------------------------------------------------------------------------

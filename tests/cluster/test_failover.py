@@ -23,6 +23,7 @@ from tests.cluster.conftest import (
     instance_auth,
     instance_port,
     kill_9,
+    log,
     record,
     settled,
     wait_ready,
@@ -236,4 +237,5 @@ async def test_both_documents_instances_take_likes_comments_and_edits_of_one_pos
         open_tail(stack.kafka, topics.DOCUMENT_EVENTS, from_start=False) as events,
     ):
         hammered = await hammer_one_post(http, urls, users_url=stack.service_url("users"))
-        await check_hammered(http, urls, hammered, events)
+        resent = await check_hammered(http, urls, hammered, events)
+        log.info("records that repeated an event id: %d", resent)

@@ -4,6 +4,7 @@ keys, post updates hold leases that span instances, so nothing is lost or counte
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from campus_documents.outbox import new_event, now
 from campus_documents.service import Store, adopt_embedded_likes
 from tests.helpers import eventually
 
+log = logging.getLogger(__name__)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
@@ -36,7 +38,8 @@ async def test_two_instances_count_every_like_and_comment_and_lose_no_edit(
     ]
     urls = [first.url, second.url]
     hammered = await hammer_one_post(http, urls, users_url=users_url)
-    await check_hammered(http, urls, hammered, events)
+    resent = await check_hammered(http, urls, hammered, events)
+    log.info("records that repeated an event id: %d", resent)
 
     # Stored once each, and the relays' clearing of the post's outbox lost none of its edits.
     db = mongo[scratch_db]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from docs_support import Instance, Member, free_port, new_post
+from docs_support import EventTail, Instance, Member, free_port, new_post
 from pymongo import AsyncMongoClient
 
 from campus_documents.config import Settings
@@ -432,9 +432,12 @@ async def test_users_service_down_is_a_503_not_a_guess(
     member: Member,
     start_instance: Callable[..., Awaitable[Instance]],
     scratch_db: str,
+    scratch_topic: tuple[str, EventTail],
 ) -> None:
 
-    instance = await start_instance(users_port=str(free_port()), docs_db_name=scratch_db)
+    instance = await start_instance(
+        users_port=str(free_port()), docs_db_name=scratch_db, docs_events_topic=scratch_topic[0]
+    )
     # A membership the instance has not read from the CDC topic is asked live (a member it
     # already knows posts without the users service: test_documents_memberships.py).
     r = await http.post(f"{instance.url}/groups/{member.group_id}/posts", json=new_post(2**62 - 7))

@@ -136,7 +136,7 @@ def ratio(single: Spread | None, cluster: Spread | None) -> float | None:
 
 
 def _fmt(value: float) -> str:
-    if abs(value) >= 100:
+    if abs(value) >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 

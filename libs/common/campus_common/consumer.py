@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -368,38 +368,31 @@ class ProjectionRunner(Generic[T]):
     async def _run(self) -> None:
         # Any failure outside a batch (broker gone, commit refused in a rebalance) restarts the
         # consumer from its committed offsets; what was applied but not committed is re-applied.
-        name = self.projection.name
-        try:
-            async for attempt in retrying(
-                f"projection {name} (restarting its consumer)",
-                on=Exception,
-                log=log,
-                stop=self._stop,
-                cap_s=self.max_backoff_s,
-                with_traceback=True,
-            ):
-                with attempt:
-                    await self._consume()
-        except Exception:
-            if not self._stop.is_set():
-                raise
-            log.info("projection %s stopped while restarting", name)
+        await self._until_stopped("restarting its consumer", self._consume, with_traceback=True)
 
     async def _follow_control(self) -> None:
+        await self._until_stopped(f"following {topics.PROJECTION_CONTROL}", self._read_control)
+
+    async def _until_stopped(
+        self, doing: str, body: Callable[[], Awaitable[None]], *, with_traceback: bool = False
+    ) -> None:
+        """Run `body` again after every failure, until stop() is called."""
         name = self.projection.name
         try:
             async for attempt in retrying(
-                f"projection {name} (following {topics.PROJECTION_CONTROL})",
+                f"projection {name} ({doing})",
                 on=Exception,
                 log=log,
                 stop=self._stop,
                 cap_s=self.max_backoff_s,
+                with_traceback=with_traceback,
             ):
                 with attempt:
-                    await self._read_control()
+                    await body()
         except Exception:
             if not self._stop.is_set():
                 raise
+            log.info("projection %s stopped while %s", name, doing)
 
     async def _read_control(self) -> None:
         name = self.projection.name

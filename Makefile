@@ -8,7 +8,7 @@ TOPOLOGY ?=
 # The single-node suites refuse a cluster's data (stack/up.sh says to `make clean` first).
 test test-docs test-integration: TOPOLOGY := single
 
-.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench chaos demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose test-cluster
+.PHONY: help install env up down status logs clean seed helm test test-docs test-unit test-integration test-e2e lint bench bench-topologies chaos demo-consistency demo-failure lag docker images compose-up compose-down test-containers test-compose test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ chaos: up ## random faults under the mixed load for MINUTES (default 10), then a
 
 bench: up ## run the benchmark suite (QUICK=1 for a short run)
 	uv run --frozen python -m bench $(if $(QUICK),--quick,)
+
+bench-topologies: ## WIPES DATA: single node, then cluster, on this machine: CDC throughput, commit → store latency, idle memory side by side (REPS=3; about 35 min)
+	uv run --frozen python -m bench.topologies --wipe $(if $(REPS),--reps $(REPS),)
 
 env: ## generate .env from .env.example (secrets included) without starting anything
 	@bash -c '. stack/lib.sh' && echo ".env ready"

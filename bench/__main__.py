@@ -15,6 +15,7 @@ from bench.core import ROOT, TOPOLOGY, Report, before_after, previous_figures, r
 SUITE = [
     "bench.consumer",  # M3
     "bench.friends",  # M6
+    "bench.graphdepth",  # M9: depth-3 reach and shortest paths (loads and drops its own graph)
     "bench.leaderboard",  # M5
     "bench.sinks",  # M7, projection backlogs
     "bench.api",  # M4, documents feed and writes, analytics
@@ -57,6 +58,10 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
     name = f"{day}-{'-'.join(only)}" if only else day
     if running != "single":
         name += f"-{running}"
+    if quick:
+        # A quick run never overwrites the full report of the same day (the teaching guide
+        # quotes full reports, and the docs suite runs the quick ones).
+        name += "-quick"
     results = ROOT / "bench" / "results"
     out = results / name
     # Read before this run overwrites its own; only a run of the same topology is a baseline.

@@ -422,8 +422,6 @@ def _seed_doc(i: int, group: int, at: datetime, author: int = SEED_AUTHOR) -> di
         "body": "Seeded for the feed benchmark. " * 10,
         "tags": ["bench"],
         "attachments": [],
-        "meta": {"likes": 0},
-        "liked_by": [],
         "created_at": at,
         "updated_at": at,
         "schema_version": 1,

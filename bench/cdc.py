@@ -27,6 +27,7 @@ import httpx
 import orjson
 from neo4j import AsyncDriver, RoutingControl
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from bench import fixtures
 from bench.core import Figure, Report, percentile
@@ -109,9 +110,14 @@ def _neo4j_query(driver: AsyncDriver, tokens: Tokens) -> Query:
     return query
 
 
-def _redis_query(redis: Redis, tokens: Tokens) -> Query:
+def _redis_query(redis: Redis | RedisCluster, tokens: Tokens) -> Query:
     async def query(ids: list[int]) -> list[tuple[int, int | None]]:
-        raw = await redis.mget([profile_key("user", i) for i in ids])
+        keys = [profile_key("user", i) for i in ids]
+        # On Redis Cluster the keys are in different slots: one MGET per node instead.
+        if isinstance(redis, RedisCluster):
+            raw = await redis.mget_nonatomic(keys)
+        else:
+            raw = await redis.mget(keys)
         out = []
         for user_id, value in zip(ids, raw, strict=True):
             entry = decode_entry(value if isinstance(value, bytes) else None)
@@ -198,7 +204,7 @@ async def _latency(
         "timeseries": Visibility(cumulative=False),
     }
     driver = fixtures.neo4j_driver()
-    redis = fixtures.redis_client()
+    redis = fixtures.product_redis()
     ts = await asyncpg.connect(fixtures.ts_dsn())
     stop, sampling_done, tailing = asyncio.Event(), asyncio.Event(), asyncio.Event()
     samples: dict[str, list[dict[str, Any]]] = {}

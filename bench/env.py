@@ -9,17 +9,38 @@ from pydantic import SecretStr
 from campus_common.config import StoreSettings
 from campus_common.internal_auth import OperatorAuth, Signer
 
+# The services that run a projection; on the cluster topology each runs twice.
+PROJECTION_SERVICES = ("graph", "timeseries", "gateway")
+
 
 class BenchSettings(StoreSettings):
     pg_superuser_password: SecretStr
     admin_email: str
     admin_password: SecretStr
     operator_signing_key: SecretStr
+    # `make up TOPOLOGY=cluster` writes CAMPUS_TOPOLOGY=cluster to .stack/data/topology.env.
+    topology: str = "single"
+    # The cluster's instance ports (.env); HAProxy holds the services' own ports there.
+    graph_1_port: int = 0
+    graph_2_port: int = 0
+    timeseries_1_port: int = 0
+    timeseries_2_port: int = 0
+    gateway_1_port: int = 0
+    gateway_2_port: int = 0
 
     def operator_auth(self) -> OperatorAuth:
         """Signs the operator's service tokens for calls to the internal services."""
         key = self.operator_signing_key.get_secret_value()
-        return OperatorAuth(Signer(issuer="operator", private_key=key), self.service_ports())
+        ports = self.service_ports()
+        for service in PROJECTION_SERVICES:
+            ports |= {port: service for port in self.instance_ports(service)}
+        return OperatorAuth(Signer(issuer="operator", private_key=key), ports)
+
+    def instance_ports(self, service: str) -> list[int]:
+        """The ports of a projection service's two instances on the cluster; none otherwise."""
+        if self.topology != "cluster":
+            return []
+        return [p for n in (1, 2) if (p := getattr(self, f"{service}_{n}_port"))]
 
     def operator_headers(self, audience: str) -> dict[str, str]:
         """The operator's Authorization header for one service, for load tools (wrk) that

@@ -23,8 +23,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
-from bench.env import settings
+from bench.env import PROJECTION_SERVICES, settings
 from campus_common.kafka import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,21 @@ def neo4j_driver() -> AsyncDriver:
 
 
 def redis_client(db: int = 0) -> Redis:
+    """A plain Redis client of one logical database (the single topology's Redis)."""
+    if settings().redis_cluster:
+        raise RuntimeError(
+            "this benchmark uses Redis databases by number, which Redis Cluster does not have: "
+            "run it on the single topology"
+        )
     return Redis(**settings().redis_client_options(), db=db, max_connections=64)
+
+
+def product_redis() -> Redis | RedisCluster:
+    """The product's Redis (database 0): a Redis Cluster client on the cluster topology (any
+    node leads to all of them; a cluster has no other database, so no `db=` there)."""
+    if settings().redis_cluster:
+        return RedisCluster(**settings().redis_client_options(), max_connections=64)
+    return redis_client()
 
 
 def http_client(timeout: float = 30.0) -> httpx.AsyncClient:
@@ -194,19 +209,53 @@ async def rate_limit_lifted(
 
 async def projections(http: httpx.AsyncClient, token: str | None) -> dict[str, dict[str, Any]]:
     """Every projection's state from the service that runs it (graph, timeseries, and the
-    gateway's cache when an admin token is given)."""
-    sources: list[tuple[str, dict[str, str]]] = [(url("graph"), {}), (url("timeseries"), {})]
-    if token:
-        sources.append((url("gateway"), {"Authorization": f"Bearer {token}"}))
-    out: dict[str, dict[str, Any]] = {}
+    gateway's cache when an admin token is given). On the cluster topology each instance is
+    asked on its own port (through HAProxy one would answer for its own partitions only): the
+    lags are summed, the time lag and staleness the worst of the two, and a projection one
+    instance of which does not answer is left out (so nobody takes it for idle)."""
+    s = settings()
+    services = [svc for svc in PROJECTION_SERVICES if token or svc != "gateway"]
+    sources: list[tuple[str, str, dict[str, str]]] = []
+    for svc in services:
+        headers = {"Authorization": f"Bearer {token}"} if svc == "gateway" and token else {}
+        ports = s.instance_ports(svc)
+        host = getattr(s, f"{svc}_host")
+        bases = [f"http://{host}:{p}" for p in ports] if ports else [url(svc)]
+        sources += [(svc, base, headers) for base in bases]
     replies = await asyncio.gather(
-        *(http.get(f"{base}/projections", headers=h, timeout=5) for base, h in sources),
+        *(http.get(f"{base}/projections", headers=h, timeout=5) for _, base, h in sources),
         return_exceptions=True,
     )
-    for reply in replies:
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    silent: set[str] = set()
+    for (svc, _, _), reply in zip(sources, replies, strict=True):
         if isinstance(reply, httpx.Response) and reply.status_code == 200:
-            out.update({p["name"]: p for p in reply.json()})
-    return out
+            for p in reply.json():
+                by_name.setdefault(p["name"], []).append(p | {"_service": svc})
+        else:
+            silent.add(svc)
+    return {
+        name: _merged(rows)
+        for name, rows in by_name.items()
+        if not any(r["_service"] in silent for r in rows)
+    }
+
+
+def _merged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One projection's state from its instances' (one row on the single topology)."""
+    rows = [{k: v for k, v in r.items() if k != "_service"} for r in rows]
+    if len(rows) == 1:
+        return rows[0]
+
+    def worst(key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return max(values) if values else None
+
+    return rows[0] | {
+        "total_lag": sum(r.get("total_lag") or 0 for r in rows),
+        "time_lag_s": worst("time_lag_s"),
+        "staleness_s": worst("staleness_s"),
+    }
 
 
 async def wait_idle(

@@ -214,7 +214,7 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
         )
         return
     driver = fixtures.neo4j_driver()
-    redis = fixtures.redis_client()
+    redis = fixtures.product_redis()
     ts = await asyncpg.connect(fixtures.ts_dsn())
     try:
         for i in range(0, len(ids), 10_000):
@@ -223,6 +223,7 @@ async def _clean_up(ids: list[int], since: datetime, drain_s: float, report: Rep
                 "UNWIND $keys AS k MATCH (t:Tombstone {key: k}) DELETE t",
                 keys=[f"group:{g}" for g in chunk],
             )
+            # RedisCluster's DELETE splits the keys by slot itself.
             await redis.delete(*(f"group:{g}" for g in chunk))
         await ts.execute(
             """DELETE FROM events WHERE source = 'cdc:groups' AND time >= $1

@@ -545,14 +545,21 @@ async def verify(load: MixedLoad, s: StoreSettings | None = None) -> list[str]:
         live = {
             str(p["_id"]): p
             async for p in db.posts.find(
-                {"_id": {"$in": [ObjectId(p) for p in e.posts]}}, {"deleted_at": 1, "liked_by": 1}
+                {"_id": {"$in": [ObjectId(p) for p in e.posts]}}, {"deleted_at": 1}
             )
         }
         for pid in e.posts:
             if pid not in live or live[pid].get("deleted_at") is not None:
                 problems.append(f"documents: post {pid} missing")
+        liked_posts = list({ObjectId(pid) for pid, _ in e.likes})
+        likes = {
+            (str(like["post_id"]), int(like["user_id"]))
+            async for like in db.likes.find(
+                {"post_id": {"$in": liked_posts}}, {"post_id": 1, "user_id": 1}
+            )
+        }
         for pid, uid in e.likes:
-            if pid in live and uid not in live[pid].get("liked_by", []):
+            if pid in live and (pid, uid) not in likes:
                 problems.append(f"documents: like of {pid} by {uid} missing")
         found = {
             str(c["_id"])

@@ -32,13 +32,10 @@ frontend stats
   stats uri /stats
   stats refresh 5s
 CFG
-  # documents: a post's requests (/posts/<id>/...) always reach the same instance while both
-  # are up, so that instance's per-post lock still serialises them (FerretDB v1 loses one of
-  # two concurrent updates of a document, see services/documents/campus_documents/locks.py).
-  balance() {
-    if [ "$1" = documents ]; then echo "balance uri depth 2
-  hash-type consistent"; else echo "balance roundrobin"; fi
-  }
+  # Plain round robin for every service, documents included: likes and comments are inserts
+  # with unique keys and a post's updates hold a lease in the documents database that both
+  # instances honour (services/documents/campus_documents/locks.py), so any instance may take
+  # any request of any post.
   for svc in gateway users documents graph timeseries; do
     port_var="CAMPUS_${svc^^}_PORT"
     cat <<CFG
@@ -48,7 +45,7 @@ frontend ${svc}
   default_backend ${svc}
 
 backend ${svc}
-  $(balance "$svc")
+  balance roundrobin
   # Up = the process serves HTTP (/health/live asks no dependency: both instances share the
   # stores, so a store that is down would take both out and route around nothing; /health
   # would also fan out to every store each second).

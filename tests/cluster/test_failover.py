@@ -15,17 +15,21 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio.cluster import RedisCluster
 
 from campus_cli.faults import sctl
+from campus_common import topics
 from tests.cluster.conftest import (
     ROOT,
     WriteLoad,
     env_value,
+    instance_auth,
     instance_port,
     kill_9,
+    log,
     record,
     settled,
     wait_ready,
 )
 from tests.conftest import StackSettings
+from tests.integration.documents.docs_support import check_hammered, hammer_one_post, open_tail
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -218,3 +222,20 @@ def test_instances_answer_on_their_own_ports(stack: StackSettings) -> None:
             url = f"http://{stack.host}:{instance_port(stack, svc, n)}/health/live"
             r = httpx.get(url, timeout=5)
             assert r.status_code == 200, (svc, n, r.status_code)
+
+
+async def test_both_documents_instances_take_likes_comments_and_edits_of_one_post_at_once(
+    stack: StackSettings,
+) -> None:
+    """Many likes (every liker on both instances), comments and edits of one post, sent to the
+    two documents instances' own ports at once: the like count is the number of likers on both,
+    every like, comment and edit is published exactly once and the stored post is the last edit
+    the stream carries (FerretDB: inserts with unique keys, leases that span instances)."""
+    urls = [f"http://{stack.host}:{instance_port(stack, 'documents', n)}" for n in (1, 2)]
+    async with (
+        httpx.AsyncClient(timeout=30, auth=instance_auth(stack)) as http,
+        open_tail(stack.kafka, topics.DOCUMENT_EVENTS, from_start=False) as events,
+    ):
+        hammered = await hammer_one_post(http, urls, users_url=stack.service_url("users"))
+        resent = await check_hammered(http, urls, hammered, events)
+        log.info("records that repeated an event id: %d", resent)

@@ -93,6 +93,9 @@ PLAN: dict[str, Step] = {
     "uv run python -m bench --quick friends": Step(
         expect=(r"friend-of-friend", r"written to"), reject=("Traceback", "Error"), timeout=900
     ),
+    "uv run python -m bench --quick graphdepth": Step(
+        expect=(r"reach at depth 3", r"written to"), reject=("Traceback", "Error"), timeout=900
+    ),
     "set -a; . ./.env": Step(),
     # redis-cli in a terminal quotes replies and numbers the items of a list.
     "REDISCLI_AUTH=$CAMPUS_REDIS_PASSWORD redis-cli ZINCRBY exercise:points 1 1": Step(
@@ -152,6 +155,8 @@ SKIPPED: dict[str, str] = {
     "make test-docs": "this suite itself: running it here would recurse",
     "make bench": "the full benchmark suite takes about 25 minutes and is its own target; "
     "benchmarks never run inside `make test`",
+    "make bench-topologies": "wipes the stack and starts the single node, then the cluster "
+    "topology (about 35 minutes); benchmarks never run inside `make test`",
     "make bench QUICK=1": "a benchmark run (under 5 minutes on a quiet machine) that writes a "
     "report into bench/results; benchmarks never run inside `make test`",
     # README "With Docker": CI runs these through `make test-containers` and `make test-compose`

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Terminal:
             codec_errors="replace",
             dimensions=(50, 160),
             timeout=30,
+            preexec_fn=_reader_signals,
         )
         self.shell.sendline("stty -echo; PS1='[[docs rc=$?]] '; PS2=''")
         self.shell.expect(PROMPT)
@@ -87,18 +89,29 @@ class Terminal:
             out.append(self.shell.before or "")
             return int(self.shell.match.group(1)), "".join(out)
         if step.live:
-            # A live view: wait for what it promises to show, then quit as a reader would.
+            # A live view: wait for what it promises to show, then quit as a reader would. A
+            # prompt in the output is no sign the view started (its "[[" satisfies `make logs`'
+            # pattern "\\["; in one CI run `make logs` kept the terminal after its Ctrl-C and
+            # every later step timed out): prompts are dropped before matching, and Ctrl-C is
+            # sent again until the prompt is back.
             seen = ""
             deadline = time.monotonic() + step.timeout
             while time.monotonic() < deadline and not all(
-                re.search(p, seen, re.M) for p in step.expect
+                re.search(p, re.sub(PROMPT, "", seen), re.M) for p in step.expect
             ):
                 try:
                     seen += self.shell.read_nonblocking(65536, timeout=1)
                 except pexpect.TIMEOUT:
                     continue
-            self.shell.sendintr()
-            self.shell.expect(PROMPT, timeout=30)
+            for attempt in range(3):
+                self.shell.sendintr()
+                try:
+                    self.shell.expect(PROMPT, timeout=10 if attempt < 2 else 30)
+                    break
+                except pexpect.TIMEOUT:
+                    continue
+            else:
+                raise AssertionError(f"{command!r} kept the terminal after three Ctrl-C")
             return 0 if int(self.shell.match.group(1)) in (0, 2, 130) else 1, seen + (
                 self.shell.before or ""
             )
@@ -107,6 +120,14 @@ class Terminal:
 
     def close(self) -> None:
         self.shell.close(force=True)
+
+
+def _reader_signals() -> None:
+    # A reader's terminal delivers Ctrl-C. A run started in the background of a script
+    # (`.ci/run &`) ignores SIGINT, the shell and every command would inherit that, and a live
+    # view such as `make logs` would never quit: give the reader's shell the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def localize(command: str, settings: StackSettings) -> str:

@@ -134,3 +134,12 @@ def test_the_checks_can_say_no() -> None:
     service = sorted(SERVICES)[0]
     leaky = {"campus_common.consumer": {f"{service}.config"}, f"{service}.config": set()}
     assert crossings(leaky) == [f"campus_common.consumer imports {service}.config"]
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    # The test folders have no __init__.py, so pytest imports each test file by its bare name:
+    # a second file of the same name anywhere under tests/ stops the whole collection.
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert [paths for paths in seen.values() if len(paths) > 1] == []

@@ -85,13 +85,18 @@ async def start_with_retry(
 
 
 async def ensure_topics_when_reachable(
-    kafka: KafkaConfig, topics: Iterable[str], *, what: str, stop: asyncio.Event | None = None
+    kafka: KafkaConfig,
+    topics: Iterable[str],
+    *,
+    what: str,
+    stop: asyncio.Event | None = None,
+    partitions: int = DEFAULT_PARTITIONS,
 ) -> None:
     """`ensure_topics`, waiting while the broker is unreachable (until `stop` is set)."""
     names = list(topics)
     async for attempt in retrying(f"kafka for {what}", on=Exception, log=log, stop=stop):
         with attempt:
-            await ensure_topics(kafka, names)
+            await ensure_topics(kafka, names, partitions=partitions)
 
 
 async def reachable(kafka: KafkaConfig) -> None:

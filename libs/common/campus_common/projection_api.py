@@ -7,11 +7,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
 from campus_common.consumer import ProjectionRunner
-from campus_common.errors import ConflictError, NotFoundError
+from campus_common.errors import ConflictError, NotFoundError, UnavailableError
 from campus_common.internal_auth import privileged_caller
 
 router = APIRouter(prefix="/projections", tags=["projections"])
@@ -86,6 +87,14 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
     }
 
 
+async def set_paused(runner: ProjectionRunner[Any], paused: bool) -> None:
+    """Pause or resume every instance of the projection; Kafka unreachable is a 503."""
+    try:
+        await runner.set_paused(paused)
+    except KafkaError as exc:
+        raise UnavailableError(f"kafka unreachable, the projection is unchanged: {exc}") from exc
+
+
 @router.get("", response_model=list[ProjectionRead])
 async def list_projections(request: Request) -> list[dict[str, Any]]:
     """Every projection this service runs."""
@@ -101,7 +110,7 @@ async def get_projection(name: str, request: Request) -> dict[str, Any]:
 async def pause(name: str, request: Request) -> dict[str, Any]:
     """Stop applying; Kafka keeps the records, lag grows."""
     runner = _get(request, name)
-    runner.pause()
+    await set_paused(runner, True)
     return await describe(runner)
 
 
@@ -120,7 +129,7 @@ async def rebuild(name: str, request: Request) -> dict[str, Any]:
 async def resume(name: str, request: Request) -> dict[str, Any]:
     """Catch up from the committed offsets."""
     runner = _get(request, name)
-    runner.resume()
+    await set_paused(runner, False)
     return await describe(runner)
 
 

@@ -3,6 +3,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from campus_common import topics
 from campus_common.config import CampusSettings
 
 
@@ -15,6 +16,8 @@ class Settings(CampusSettings):
     users_timeout_s: float = 3.0
     relay_batch: int = 500
     relay_idle_s: float = 1.0
+    # Where the outbox relay publishes; tests run private instances on a topic of their own.
+    docs_events_topic: str = topics.DOCUMENT_EVENTS
 
     def mongo_options(self) -> dict[str, Any]:
         """Keyword arguments for AsyncMongoClient: the address from CampusSettings, our pool."""

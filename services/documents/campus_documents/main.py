@@ -22,18 +22,24 @@ from campus_documents.config import Settings, get_settings
 from campus_documents.memberships import Memberships
 from campus_documents.relay import OutboxRelay
 from campus_documents.routes import router
-from campus_documents.service import Store
+from campus_documents.service import Store, adopt_embedded_likes
 from campus_documents.users_client import UsersClient
 
 log = logging.getLogger(__name__)
 
 
-async def _prepare(db: repo.Db, ready: asyncio.Event, relay: OutboxRelay) -> None:
-    # The unique idempotency indexes must exist before the first write: requests get a 503
-    # until they do. Meanwhile the app serves /health (degraded), so the stack sees it is up.
+async def _prepare(store: Store, ready: asyncio.Event, relay: OutboxRelay) -> None:
+    # The unique indexes (idempotency keys, one like per user, one lease per key) must exist
+    # before the first write, and likes kept inside old posts must have their documents before
+    # the first like is taken: requests get a 503 until then. Meanwhile the app serves /health
+    # (degraded), so the stack sees it is up.
     async for attempt in retrying("document store indexes", on=PyMongoError, log=log):
         with attempt:
-            await repo.ensure_indexes(db)
+            await repo.ensure_indexes(store.db)
+    async for attempt in retrying("likes kept inside posts", on=PyMongoError, log=log):
+        with attempt:
+            if moved := await adopt_embedded_likes(store=store):
+                log.info("moved %d likes kept inside posts into the likes collection", moved)
     ready.set()
     await relay.start()
 
@@ -61,10 +67,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay = OutboxRelay(
             db=db,
             kafka=settings.kafka,
-            locks=store.locks,
             update_slots=store.update_slots,
             batch_size=settings.relay_batch,
             idle_s=settings.relay_idle_s,
+            topic=settings.docs_events_topic,
         )
         app.state.store = dataclasses.replace(store, wake=relay.notify)
         await memberships.start()
@@ -77,7 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         app.state.health_checks = {"mongo": mongo, "outbox_relay": relay.check}
         app.state.ready = asyncio.Event()
-        preparing = asyncio.create_task(_prepare(db, app.state.ready, relay), name="prepare")
+        preparing = asyncio.create_task(_prepare(store, app.state.ready, relay), name="prepare")
         yield
     finally:
         if preparing is not None and not preparing.done():

@@ -2,33 +2,40 @@
 
 The lifecycle, backoff and metrics are `campus_common.relay`'s; this module says how pending
 events are found (documents flagged `pending`, their `outbox` arrays in order) and how exactly
-the published ones are cleared, under the post locks requests also take.
+the published ones are cleared: a post's outbox under that post's lease, which requests on every
+instance also take (see locks.py). One relay publishes at a time, whichever instance holds the
+relay's lease, so no event goes out once per instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from campus_common import topics
 from campus_common.config import KafkaConfig
 from campus_common.relay import OutboxRelay as RelayBase
 from campus_common.relay import Pending
 from campus_documents import repository as repo
-from campus_documents.locks import UPDATE_SLOTS, KeyedLocks
+from campus_documents.locks import UPDATE_SLOTS, Lease, LeaseBusyError, Leases, post_key
 from campus_documents.outbox import to_envelope
 
 log = logging.getLogger(__name__)
 
 # What clearing one event needs: its collection, its document, the event as stored.
 Handle = tuple[str, dict[str, Any], dict[str, Any]]
+RELAY_KEY = "relay:documents"
 
 
 class OutboxRelay(RelayBase[Handle]):
-    """Publishes the events of pending posts and comments, then pulls exactly those."""
+    """Publishes the events of pending posts, comments and likes, then pulls exactly those."""
 
     service = "documents"
 
@@ -37,7 +44,6 @@ class OutboxRelay(RelayBase[Handle]):
         *,
         db: repo.Db,
         kafka: KafkaConfig,
-        locks: KeyedLocks,
         update_slots: asyncio.Semaphore | None = None,
         batch_size: int = 500,
         idle_s: float = 1.0,
@@ -45,17 +51,40 @@ class OutboxRelay(RelayBase[Handle]):
     ) -> None:
         super().__init__(kafka=kafka, batch_size=batch_size, idle_s=idle_s)
         self.db = db
-        self.locks = locks
         self.update_slots = update_slots or asyncio.Semaphore(UPDATE_SLOTS)
+        self.leases = Leases(db, slots=self.update_slots)
         self.topic = topic
         self.topics = (topic,)
         # The documents read this round, by collection: each is settled, published or not.
         self._fetched: dict[str, list[dict[str, Any]]] = {}
 
+    async def run_once(self) -> int:
+        """One round, if no other instance's relay is in one (then 0)."""
+        lease = await self._round_lease()
+        if lease is None:
+            return 0
+        try:
+            return await super().run_once()
+        finally:
+            with contextlib.suppress(PyMongoError):  # else it expires after its TTL
+                await self.leases.release([lease])
+
+    async def _round_lease(self) -> Lease | None:
+        # Another instance's round is short: wait for its end rather than a whole idle tick, so
+        # an event a request here just stored goes out promptly. A round that outlives the
+        # lease's TTL (or a relay killed in one) lets the other relay in: the same events may
+        # then go out twice under the same ids, which the projections skip.
+        deadline = time.monotonic() + self.idle_s
+        while (lease := await self.leases.try_take(RELAY_KEY)) is None:
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return lease
+
     async def fetch_pending(self, *, limit: int) -> list[Pending[Handle]]:
-        """Every event of up to `limit` pending documents per collection, in outbox order."""
+        """Every event of up to `limit` pending documents per collection, oldest first."""
         self._fetched = {}
-        out: list[Pending[Handle]] = []
+        out: list[tuple[datetime, Pending[Handle]]] = []
         for collection in repo.OUTBOX_COLLECTIONS:
             docs = await repo.find_pending(self.db, collection, limit=limit)
             self._fetched[collection] = docs
@@ -70,18 +99,22 @@ class OutboxRelay(RelayBase[Handle]):
                         )
                         break
                     at = stored["occurred_at"]
-                    out.append(
-                        Pending(
-                            topic=self.topic,
-                            key=envelope.key.encode(),
-                            value=envelope.to_bytes(),
-                            occurred_at=at if at.tzinfo else at.replace(tzinfo=UTC),
-                            traceparent=stored.get("traceparent"),
-                            group=(collection, doc["_id"]),
-                            handle=(collection, doc, stored),
-                        )
+                    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+                    pending = Pending(
+                        topic=self.topic,
+                        key=envelope.key.encode(),
+                        value=envelope.to_bytes(),
+                        occurred_at=at,
+                        traceparent=stored.get("traceparent"),
+                        group=(collection, doc["_id"]),
+                        handle=(collection, doc, stored),
                     )
-        return out
+                    out.append((at, pending))
+        # A post's events live in three collections (its own outbox, its comments', its
+        # likes'): in time order they reach its partition in the order they were written,
+        # as far as one round sees them. Stable: one outbox keeps its own order.
+        out.sort(key=lambda item: item[0])
+        return [pending for _, pending in out]
 
     async def clear(self, published: Sequence[Pending[Handle]]) -> None:
         """Settle every document read this round with the events Kafka acknowledged."""
@@ -103,13 +136,23 @@ class OutboxRelay(RelayBase[Handle]):
             for doc, acked in settled
             if len(acked) == len(doc.get("outbox", [])) and doc.get("deleted_at") is None
         ]
+        leases: dict[str, Lease] = {}
+        if collection == repo.POSTS:
+            # Requests update posts too: hold their leases (one command for the batch); a post
+            # an edit holds right now is settled on its own below, after waiting for it.
+            leases = await self.leases.take_many([post_key(doc["_id"]) for doc in whole])
+            whole = [doc for doc in whole if post_key(doc["_id"]) in leases]
+        # Comments and likes are never updated after their insert: the relay is their only
+        # writer, so they need no lease.
         whole_ids = {doc["_id"] for doc in whole}
         one_by_one = [(doc, acked) for doc, acked in settled if doc["_id"] not in whole_ids]
-        # Posts are also updated by requests: hold their locks (see locks.py); comments are
-        # never updated after their insert, the relay is their only writer.
-        keys = [str(doc["_id"]) for doc in whole] if collection == repo.POSTS else []
-        async with self.locks.hold_many(keys), self.update_slots:
-            changed = set(await repo.mark_published(self.db, collection, docs=whole))
+        try:
+            async with self.update_slots:
+                if not all(lease.fresh() for lease in leases.values()):
+                    raise LeaseBusyError("the relay held the posts' leases too long")
+                changed = set(await repo.mark_published(self.db, collection, docs=whole))
+        finally:
+            await self.leases.release(list(leases.values()))
         acked_by_id = {doc["_id"]: acked for doc, acked in settled}
         one_by_one += [(doc, acked_by_id[doc["_id"]]) for doc in whole if doc["_id"] in changed]
         for doc, acked in one_by_one:
@@ -118,9 +161,14 @@ class OutboxRelay(RelayBase[Handle]):
     async def _settle_one(
         self, collection: str, doc: dict[str, Any], acked: list[dict[str, Any]]
     ) -> None:
-        keys = [str(doc["_id"])] if collection == repo.POSTS else []
-        async with self.locks.hold_many(keys):
+        if collection != repo.POSTS:
             async with self.update_slots:
                 await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
-            if collection == repo.POSTS and doc.get("deleted_at") is not None:
+            return
+        async with self.leases.hold(post_key(doc["_id"])) as lease:
+            async with self.update_slots:
+                if not lease.fresh():
+                    raise LeaseBusyError(f"the relay held the lease of post {doc['_id']} too long")
+                await repo.clear_published(self.db, collection, doc_id=doc["_id"], events=acked)
+            if doc.get("deleted_at") is not None:
                 await repo.purge_post(self.db, post_id=doc["_id"])

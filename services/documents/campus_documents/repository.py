@@ -1,12 +1,14 @@
 """Queries against the `campus` document database; the only module that touches it.
 
 Only operators that FerretDB v1 and MongoDB 7 both implement the same way are used: equality,
-range and $or filters, $set/$inc/$push/$pullAll (FerretDB's $pull matches whole values only,
-so published events are removed by exact value), $size, and plain sorts. No transactions.
+range, $in, $exists and $or filters, $set/$unset/$inc/$push/$pullAll (FerretDB's $pull matches
+whole values only, so published events are removed by exact value), $size, plain sorts
+and counts. No transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -14,17 +16,23 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
 Position = tuple[datetime, ObjectId]
+DUPLICATE_KEY = 11000
 
 POSTS = "posts"
 COMMENTS = "comments"
-OUTBOX_COLLECTIONS = (POSTS, COMMENTS)
+# One document per (post, user): a like is an insert, never an update of the post.
+LIKES = "likes"
+# Cross-instance locks of posts and of the relay (see locks.py).
+LEASES = "leases"
+OUTBOX_COLLECTIONS = (POSTS, COMMENTS, LIKES)
 
 # Internal fields never returned by the API.
-HIDDEN = {"outbox": 0, "pending": 0, "liked_by": 0, "idempotency_key": 0, "request_hash": 0}
+HIDDEN = {"outbox": 0, "pending": 0, "idempotency_key": 0, "request_hash": 0, "rev": 0}
 LIVE: Doc = {"deleted_at": None}
 
 INDEXES: Mapping[str, list[IndexModel]] = {
@@ -52,6 +60,14 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("pending", ASCENDING)], name="comments_pending"),
         IndexModel([("idempotency_key", ASCENDING)], name="comments_idempotency", unique=True),
     ],
+    LIKES: [
+        # A user likes a post once: a second insert is a DuplicateKeyError, on every instance.
+        IndexModel(
+            [("post_id", ASCENDING), ("user_id", ASCENDING)], name="likes_once", unique=True
+        ),
+        IndexModel([("pending", ASCENDING)], name="likes_pending"),
+    ],
+    LEASES: [IndexModel([("key", ASCENDING)], name="leases_key", unique=True)],
 }
 
 
@@ -111,6 +127,54 @@ async def update_post(db: Db, *, where: Doc, update: Doc) -> bool:
     """Apply `update` to the live post matching `where`; whether one matched."""
     result = await db[POSTS].update_one({**where, **LIVE}, update)
     return result.matched_count == 1
+
+
+async def find_posts_with_liked_by(db: Db, *, after: ObjectId | None, limit: int) -> list[Doc]:
+    """Posts that still keep their likes inside (written before likes had their own documents),
+    in _id order after `after`."""
+    where: Doc = {"liked_by": {"$exists": True}}
+    if after is not None:
+        where["_id"] = {"$gt": after}
+    cursor = (
+        db[POSTS].find(where, {"liked_by": 1, "created_at": 1}).sort("_id", ASCENDING).limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def drop_liked_by(db: Db, *, post_id: ObjectId) -> None:
+    """Remove the embedded likes of a post once they live in the likes collection."""
+    await db[POSTS].update_one({"_id": post_id}, {"$unset": {"liked_by": "", "meta.likes": ""}})
+
+
+# likes ---------------------------------------------------------------------------------------
+
+
+async def insert_likes(db: Db, likes: list[Doc]) -> int:
+    """Insert likes, skipping those that exist (same post and user); how many were new."""
+    # One by one: a one-off move, and no doubt about which ones a bulk insert skipped.
+    new = 0
+    for like in likes:
+        try:
+            await db[LIKES].insert_one(like)
+            new += 1
+        except DuplicateKeyError:
+            pass
+    return new
+
+
+async def count_likes(db: Db, post_ids: list[ObjectId]) -> dict[ObjectId, int]:
+    """Likes per post (posts without likes are absent).
+
+    One equality count per post, sent together: FerretDB v1 pushes an equality on `post_id`
+    down to PostgreSQL but not `$in`, which scans every like (measured with 5,000 likes: one
+    `$in` aggregation for 20 posts 1.8 s, 20 equality counts 0.28 s, on a loaded host).
+    """
+
+    async def one(post_id: ObjectId) -> tuple[ObjectId, int]:
+        return post_id, await db[LIKES].count_documents({"post_id": post_id})
+
+    counts = await asyncio.gather(*(one(post_id) for post_id in dict.fromkeys(post_ids)))
+    return {post_id: n for post_id, n in counts if n}
 
 
 # comments ------------------------------------------------------------------------------------
@@ -180,6 +244,36 @@ async def purge_post(db: Db, *, post_id: ObjectId) -> bool:
     )
     if result.deleted_count == 0:
         return False
-    # A comment whose event is still pending stays until published; it is unreachable anyway.
+    # A comment or like whose event is still pending stays until published; it is unreachable
+    # anyway.
     await db[COMMENTS].delete_many({"post_id": post_id, "pending": False})
+    await db[LIKES].delete_many({"post_id": post_id, "pending": False})
     return True
+
+
+# leases --------------------------------------------------------------------------------------
+
+
+async def insert_leases(db: Db, leases: list[Doc]) -> None:
+    """Insert every lease whose key is free; BulkWriteError lists the taken ones."""
+    await db[LEASES].insert_many(leases, ordered=False)
+
+
+async def find_lease(db: Db, *, key: str) -> Doc | None:
+    """The lease held on `key`, if any."""
+    return await db[LEASES].find_one({"key": key})
+
+
+async def find_leases(db: Db, *, tokens: list[str]) -> list[str]:
+    """Which of these lease tokens are stored."""
+    return [d["_id"] async for d in db[LEASES].find({"_id": {"$in": tokens}}, {"_id": 1})]
+
+
+async def delete_expired_lease(db: Db, *, key: str, at: datetime) -> None:
+    """Remove the lease of `key` if it expired by `at`."""
+    await db[LEASES].delete_one({"key": key, "expires_at": {"$lte": at}})
+
+
+async def delete_leases(db: Db, *, tokens: list[str]) -> None:
+    """Remove exactly these leases (a lease's _id is its holder's token)."""
+    await db[LEASES].delete_many({"_id": {"$in": tokens}})

@@ -1,7 +1,9 @@
 """Posts, comments and likes: the rules, over the repository.
 
-Every write is one single-document write that also carries its event (see outbox.py); updates
-of a post hold that post's lock (see locks.py).
+Every write is one single-document write that also carries its event (see outbox.py). Likes
+and comments are inserts of their own documents, so any number of instances take them at once
+and the like count is derived from the likes; updates of a post hold that post's lease, which
+spans instances (see locks.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from campus_common.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from campus_documents import repository as repo
-from campus_documents.locks import UPDATE_SLOTS, KeyedLocks
+from campus_documents.locks import UPDATE_SLOTS, Lease, LeaseBusyError, Leases, post_key
 from campus_documents.outbox import (
     comment_payload,
     new_event,
@@ -54,17 +56,25 @@ def _no_wake() -> None:
 
 @dataclass(frozen=True)
 class Store:
-    """The database plus what every write needs: the per-post locks, the update slots (shared
+    """The database plus what every write needs: the posts' leases, the update slots (shared
     with the relay, see locks.py) and the relay's doorbell."""
 
     db: repo.Db
-    locks: KeyedLocks = field(default_factory=KeyedLocks)
     update_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(UPDATE_SLOTS))
     wake: Callable[[], None] = _no_wake
+    leases: Leases = field(init=False)
 
-    async def update_post(self, *, where: dict[str, Any], update: dict[str, Any]) -> bool:
-        """One update command, within the process-wide limit on concurrent updates."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leases", Leases(self.db, slots=self.update_slots))
+
+    async def update_post(
+        self, *, lease: Lease, where: dict[str, Any], update: dict[str, Any]
+    ) -> bool:
+        """One update command under the post's lease, within the process-wide update limit."""
         async with self.update_slots:
+            # A holder stalled this long may have lost its lease to a waiter: do not write.
+            if not lease.fresh():
+                raise LeaseBusyError("the post was locked too long, try again")
             return await repo.update_post(self.db, where=where, update=update)
 
 
@@ -104,7 +114,8 @@ def scoped_key(user_id: int, key: str | None) -> str | None:
     return None if key is None else f"{user_id}:{key}"
 
 
-def to_post(doc: dict[str, Any]) -> PostRead:
+def to_post(doc: dict[str, Any], likes: int = 0) -> PostRead:
+    """The API's view of a stored post; `likes` is counted from the likes collection."""
     return PostRead(
         id=str(doc["_id"]),
         author_id=doc["author_id"],
@@ -114,7 +125,7 @@ def to_post(doc: dict[str, Any]) -> PostRead:
         body=doc.get("body", ""),
         tags=doc.get("tags", []),
         attachments=doc.get("attachments", []),
-        meta=doc.get("meta", {}),
+        meta={**doc.get("meta", {}), "likes": likes},
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
         schema_version=doc.get("schema_version", SCHEMA_VERSION),
@@ -183,8 +194,6 @@ async def create_post(
         "author_id": data.author_id,
         "group_id": group_id,
         **content,
-        "meta": {"likes": 0},
-        "liked_by": [],
         "created_at": at,
         "updated_at": at,
         "schema_version": SCHEMA_VERSION,
@@ -211,10 +220,15 @@ async def create_post(
 
 async def get_post(*, store: Store, post_id: str) -> PostRead:
     """One live post, or 404."""
-    doc = await repo.find_post(store.db, parse_id(post_id))
+    oid = parse_id(post_id)
+    doc = await repo.find_post(store.db, oid)
     if doc is None:
         raise NotFoundError(f"post {post_id} not found")
-    return to_post(doc)
+    return to_post(doc, await _likes_of(store, oid))
+
+
+async def _likes_of(store: Store, oid: ObjectId) -> int:
+    return (await repo.count_likes(store.db, [oid])).get(oid, 0)
 
 
 async def list_posts(
@@ -237,16 +251,18 @@ async def list_posts(
     after = decode_cursor(cursor) if cursor else None
     docs = await repo.find_posts(store.db, where=where, after=after, limit=limit + 1)
     docs, next_cursor = _page(docs, limit)
-    return Page[PostRead](items=[to_post(d) for d in docs], next_cursor=next_cursor)
+    likes = await repo.count_likes(store.db, [d["_id"] for d in docs])
+    items = [to_post(d, likes.get(d["_id"], 0)) for d in docs]
+    return Page[PostRead](items=items, next_cursor=next_cursor)
 
 
 async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdate) -> PostRead:
     """Change a post (author only) and record post.updated with the resulting fields."""
     oid = parse_id(post_id)
     changes = data.model_dump(mode="json", exclude_unset=True)
-    async with store.locks.hold(str(oid)):
-        # `rev` guards against a concurrent edit from another instance (MongoDB only; on
-        # FerretDB the lock above is what serialises): the event must match the stored post.
+    async with store.leases.hold(post_key(oid)) as lease:
+        # The lease serialises every update of this post on every instance; `rev` is a second
+        # guard where updates are atomic (MongoDB): the event must match the stored post.
         for _ in range(5):
             post = await repo.find_post(store.db, oid, internal=True)
             if post is None:
@@ -259,6 +275,7 @@ async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdat
                 "post.updated", key=str(oid), user_id=actor, payload=post_payload(merged), at=at
             )
             if await store.update_post(
+                lease=lease,
                 where={"_id": oid, "rev": post["rev"]},
                 update={
                     "$set": {**changes, "updated_at": at, "pending": True},
@@ -266,15 +283,17 @@ async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdat
                     "$push": {"outbox": event},
                 },
             ):
-                store.wake()
-                return to_post(merged)
-    raise ConflictError("the post kept changing while we updated it, try again")
+                break
+        else:
+            raise ConflictError("the post kept changing while we updated it, try again")
+    store.wake()
+    return to_post(merged, await _likes_of(store, oid))
 
 
 async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
     """Soft-delete a post (author only); the relay removes it once post.deleted is out."""
     oid = parse_id(post_id)
-    async with store.locks.hold(str(oid)):
+    async with store.leases.hold(post_key(oid)) as lease:
         post = await repo.find_post(store.db, oid, internal=True)
         if post is None:
             raise NotFoundError(f"post {post_id} not found")
@@ -285,6 +304,7 @@ async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
             "post.deleted", key=str(oid), user_id=actor, payload=post_deleted_payload(post), at=at
         )
         if not await store.update_post(
+            lease=lease,
             where={"_id": oid},
             update={
                 "$set": {"deleted_at": at, "updated_at": at, "pending": True},
@@ -307,39 +327,67 @@ async def _ensure_member_of_post_group(
 async def like_post(*, store: Store, users: UsersClient, post_id: str, user_id: int) -> LikeRead:
     """Like a post once; liking again changes nothing and emits nothing."""
     oid = parse_id(post_id)
-    found = await repo.find_post(store.db, oid)
-    if found is None:
+    post = await repo.find_post(store.db, oid)
+    if post is None:
         raise NotFoundError(f"post {post_id} not found")
-    await _ensure_member_of_post_group(users=users, post=found, user_id=user_id)
-    async with store.locks.hold(str(oid)):
-        post = await repo.find_post(store.db, oid, internal=True)
-        if post is None:
-            raise NotFoundError(f"post {post_id} not found")
-        likes = int(post.get("meta", {}).get("likes", 0))
-        if user_id in post.get("liked_by", []):
-            return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=False)
-        event = new_event(
-            "post.liked",
-            key=str(oid),
-            user_id=user_id,
-            payload=post_liked_payload(post, user_id=user_id),
-        )
-        if not await store.update_post(
-            where={"_id": oid, "liked_by": {"$ne": user_id}},
-            update={
-                "$push": {"liked_by": user_id, "outbox": event},
-                "$inc": {"meta.likes": 1},
-                "$set": {"pending": True},
-            },
-        ):
-            # Another instance liked it for the same user (MongoDB), or it was just deleted.
-            current = await repo.find_post(store.db, oid)
-            if current is None:
-                raise NotFoundError(f"post {post_id} not found")
-            likes = int(current.get("meta", {}).get("likes", 0))
-            return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=False)
-    store.wake()
-    return LikeRead(post_id=post_id, user_id=user_id, likes=likes + 1, liked=True)
+    await _ensure_member_of_post_group(users=users, post=post, user_id=user_id)
+    at = now()
+    event = new_event(
+        "post.liked",
+        key=str(oid),
+        user_id=user_id,
+        payload=post_liked_payload(post, user_id=user_id),
+        at=at,
+    )
+    like: dict[str, Any] = {
+        "_id": ObjectId(),
+        "post_id": oid,
+        "user_id": user_id,
+        "created_at": at,
+        "schema_version": SCHEMA_VERSION,
+        "pending": True,
+        "outbox": [event],
+    }
+    try:
+        await repo.insert(store.db, repo.LIKES, like)
+        liked = True
+    except DuplicateKeyError:
+        # The unique (post, user) index: this user's like exists, whichever instance wrote it.
+        liked = False
+    if liked:
+        store.wake()
+    likes = await _likes_of(store, oid)
+    return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=liked)
+
+
+async def adopt_embedded_likes(*, store: Store, batch: int = 200) -> int:
+    """Move likes kept inside posts (`liked_by`, before likes had documents) into the likes
+    collection, then drop them from the posts; idempotent, run at start-up before requests.
+
+    Their post.liked events were queued in the post's outbox when they were made, so the new
+    documents carry none: a queued one still goes out with the post, none is emitted twice.
+    Returns how many likes were new.
+    """
+    moved, after = 0, None
+    while posts := await repo.find_posts_with_liked_by(store.db, after=after, limit=batch):
+        after = posts[-1]["_id"]
+        for post in posts:
+            likes = [
+                {
+                    "_id": ObjectId(),
+                    "post_id": post["_id"],
+                    "user_id": int(uid),
+                    "created_at": post["created_at"],
+                    "schema_version": SCHEMA_VERSION,
+                    "pending": False,
+                    "outbox": [],
+                }
+                for uid in dict.fromkeys(post.get("liked_by") or [])
+            ]
+            moved += await repo.insert_likes(store.db, likes)
+            async with store.leases.hold(post_key(post["_id"])), store.update_slots:
+                await repo.drop_liked_by(store.db, post_id=post["_id"])
+    return moved
 
 
 # comments ------------------------------------------------------------------------------------

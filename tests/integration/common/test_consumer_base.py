@@ -224,3 +224,48 @@ async def _gauges(projection: str) -> tuple[float, float]:
 async def _lag(runner: ProjectionRunner[dict[str, int]]) -> int:
     parts = await runner.partitions()
     return sum(p.lag for p in parts) if parts else -1
+
+
+async def test_a_pause_reaches_every_instance_and_a_new_one_starts_paused(
+    stack: StackSettings, redis: aioredis.Redis, producer: AIOKafkaProducer
+) -> None:
+    """Two members of one group (two instances of a service): a pause sent to one stops both,
+    a member started while paused applies nothing, a resume sent to the other frees all."""
+    topic = f"test.consumer.{uuid.uuid4().hex[:8]}"
+    proj = CountingProjection(redis, topic)
+    members = [ProjectionRunner(proj, kafka=stack.kafka, max_batch=20) for _ in range(2)]
+    for member in members:
+        await member.start()
+    try:
+        await send(producer, topic, [{"n": i} for i in range(30)])
+        await eventually(proj.counts, until=lambda c: len(c) == 30, timeout=30)
+
+        await members[0].set_paused(True)
+        assert await eventually(lambda: _paused(members[1]), timeout=10)
+        await send(producer, topic, [{"n": i} for i in range(30, 60)])
+        late = ProjectionRunner(proj, kafka=stack.kafka, max_batch=20)
+        members.append(late)
+        await late.start()
+        assert await eventually(lambda: _paused(late), timeout=20)
+        # The three members share the partitions after the rebalance; none applies anything.
+        lag = await eventually(
+            lambda: _group_lag(members), until=lambda total: total == 30, timeout=30
+        )
+        assert (lag, len(await proj.counts())) == (30, 30)
+
+        await members[1].set_paused(False)
+        for member in members:
+            assert not await eventually(lambda m=member: _paused(m), until=lambda p: not p)
+        counts = await eventually(proj.counts, until=lambda c: len(c) == 60, timeout=30)
+        assert set(counts.values()) == {1}
+    finally:
+        for member in members:
+            await member.stop()
+
+
+async def _paused(runner: ProjectionRunner[dict[str, int]]) -> bool:
+    return runner.paused
+
+
+async def _group_lag(members: Sequence[ProjectionRunner[dict[str, int]]]) -> int:
+    return sum([await _lag(m) for m in members])

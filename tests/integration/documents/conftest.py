@@ -12,9 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from docs_support import EventTail, Instance, Member, free_port, join, new_group, new_user
+from docs_support import (
+    EventTail,
+    Instance,
+    Member,
+    free_port,
+    join,
+    new_group,
+    new_user,
+    open_tail,
+)
 from pymongo import AsyncMongoClient
 
 from campus_common import topics
@@ -58,27 +66,26 @@ async def member(make_member: Callable[..., Awaitable[Member]]) -> Member:
 @pytest.fixture
 async def events(stack: StackSettings) -> AsyncIterator[EventTail]:
     await ensure_topics(stack.kafka, [topics.DOCUMENT_EVENTS])
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
-    await admin.start()
+    async with open_tail(stack.kafka, topics.DOCUMENT_EVENTS, from_start=False) as tail:
+        yield tail
+
+
+@pytest.fixture
+async def scratch_topic(stack: StackSettings) -> AsyncIterator[tuple[str, EventTail]]:
+    """A documents topic of its own, read from its start: private instances publish there
+    (docs_events_topic), so `campus reconcile` never sees what a test did."""
+    name = f"campus.test.documents.{uuid.uuid4().hex[:10]}"
+    await ensure_topics(stack.kafka, [name])
     try:
-        (described,) = await admin.describe_topics([topics.DOCUMENT_EVENTS])
+        async with open_tail(stack.kafka, name, from_start=True) as tail:
+            yield name, tail
     finally:
-        await admin.close()
-    tps = [TopicPartition(topics.DOCUMENT_EVENTS, p["partition"]) for p in described["partitions"]]
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, ends[tp])
-        yield EventTail(consumer)
-    finally:
-        await consumer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([name])
+        finally:
+            await admin.close()
 
 
 # the document store --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from docs_support import Instance, Member, free_port, new_post
+from docs_support import EventTail, Instance, Member, free_port, new_post
 from pymongo import AsyncMongoClient
 
 from campus_documents.config import Settings
@@ -336,7 +336,8 @@ async def test_liking_twice_is_one_like(
 async def test_concurrent_likes_are_all_counted_once(
     http: httpx.AsyncClient, docs_url: str, member: Member
 ) -> None:
-    # FerretDB v1 updates are read-modify-write: without the per-post lock some would be lost.
+    # Each like is an insert under a unique (post, user) key, never an update of the post
+    # (FerretDB v1 updates are read-modify-write and could lose some): none lost, none twice.
     # A post in no group, so that made-up likers need no membership.
     r = await http.post(f"{docs_url}/posts", json=new_post(member.user_id))
     assert r.status_code == 201, r.text
@@ -431,9 +432,12 @@ async def test_users_service_down_is_a_503_not_a_guess(
     member: Member,
     start_instance: Callable[..., Awaitable[Instance]],
     scratch_db: str,
+    scratch_topic: tuple[str, EventTail],
 ) -> None:
 
-    instance = await start_instance(users_port=str(free_port()), docs_db_name=scratch_db)
+    instance = await start_instance(
+        users_port=str(free_port()), docs_db_name=scratch_db, docs_events_topic=scratch_topic[0]
+    )
     # A membership the instance has not read from the CDC topic is asked live (a member it
     # already knows posts without the users service: test_documents_memberships.py).
     r = await http.post(f"{instance.url}/groups/{member.group_id}/posts", json=new_post(2**62 - 7))

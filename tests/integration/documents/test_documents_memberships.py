@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from docs_support import Instance, Member, free_port, new_post
+from docs_support import EventTail, Instance, Member, free_port, new_post
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,15 @@ async def test_members_read_from_cdc_post_without_the_users_service(
     http: httpx.AsyncClient,
     users_url: str,
     scratch_db: str,
+    scratch_topic: tuple[str, EventTail],
     member: Member,
     make_member: Callable[..., Awaitable[Member]],
     start_instance: Callable[..., Awaitable[Instance]],
 ) -> None:
     # This instance cannot reach the users service at all.
-    instance = await start_instance(users_port=str(free_port()), docs_db_name=scratch_db)
+    instance = await start_instance(
+        users_port=str(free_port()), docs_db_name=scratch_db, docs_events_topic=scratch_topic[0]
+    )
     await until_status(http, instance, member, 201)
 
     # Someone who is not a member is asked live, which fails while the users service is away.

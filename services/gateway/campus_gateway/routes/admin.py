@@ -47,10 +47,8 @@ async def control(name: ProjectionName, action: Action, gw: Gw, admin: Admin) ->
     """Pause, resume or rebuild one projection wherever it runs."""
     runner = gw.projections.get(name)
     if runner is not None:
-        if action == "pause":
-            runner.pause()
-        elif action == "resume":
-            runner.resume()
+        if action in ("pause", "resume"):
+            await projection_api.set_paused(runner, action == "pause")
         else:
             await runner.rebuild()
         return {**await projection_api.describe(runner), "service": "gateway"}

@@ -29,7 +29,7 @@ from neo4j import AsyncDriver, RoutingControl
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from bench import fixtures
+from bench import fixtures, profile
 from bench.core import Figure, Report, percentile
 from bench.tools import Visibility, Write, notes, paced, recovery_s
 from campus_common import topics
@@ -322,6 +322,33 @@ async def _latency(
     return p99s
 
 
+PROFILED = {"graph": "graph", "timeseries": "timeseries", "gateway": "cache"}
+
+
+async def _profiled_projections(report: Report, *, pool: asyncpg.Pool, ids: list[int]) -> None:
+    """Flame graphs of the three services that run the projections, over 8 s of the M1 load
+    (200 writes/s), after the measured phases: samplers would share the cores with them."""
+    if not profile.available():
+        report.errors["bench.cdc flame graphs"] = "py-spy is missing: uv sync (dev dependency)"
+        return
+    load = paced(RATE, 8, _writer(pool, ids, Tokens(), []), concurrency=8)
+    lines = []
+    samplers = [
+        profile.during(
+            report,
+            name=f"projection_{projection}",
+            pid=profile.service_pid(service),
+            seconds=8,
+            work=asyncio.sleep(0),
+        )
+        for service, projection in PROFILED.items()
+    ]
+    found, _ = await asyncio.gather(asyncio.gather(*samplers), load)
+    for (service, projection), (_, line) in zip(PROFILED.items(), found, strict=True):
+        lines.append(f"- `flame_projection_{projection}.svg`: the {service} service; {line}")
+    report.sections["M1 flame graphs (py-spy), 200 writes/s"] = "\n".join(lines)
+
+
 def _raise_if_failed(tasks: list[asyncio.Task[None]]) -> None:
     """An observer that died would leave its writes unseen: fail loudly instead."""
     for t in tasks:
@@ -470,6 +497,7 @@ async def run(report: Report, *, quick: bool) -> None:
                 duration_s=30 if quick else 120,
                 m1_p99_ms=p99s,
             )
+            await _profiled_projections(report, pool=pool, ids=ids)
             for metric in ("M1", "M8"):
                 if text := notes(report.figures, metric):
                     report.sections[f"{metric} notes"] = text

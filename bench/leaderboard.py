@@ -17,6 +17,7 @@ boost, the group's activity list). Anchor: the real redis-benchmark binary doing
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -28,7 +29,7 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
-from bench import fixtures
+from bench import fixtures, profile
 from bench.core import Figure, Report, percentile
 from bench.env import settings
 from bench.tools import redis_benchmark
@@ -285,6 +286,15 @@ async def run(report: Report, *, quick: bool) -> None:
     finally:
         await bench_redis.aclose()
     through, decode_share, pipelined = await _projection(events)
+    if profile.available():
+        # A second, untimed run under the sampler (it would share the cores with the first).
+        _, found = await profile.during(
+            report, name="cache_projection", pid=os.getpid(), seconds=4, work=_projection(events)
+        )
+        report.sections["M5 flame graph (py-spy)"] = (
+            f"- `flame_cache_projection.svg`: {events:,} `post.liked` events through the cache "
+            f"projection in this process; {found}"
+        )
 
     gw_ms = [x * 1000 for x in top["gateway"]]
     raw_ms = [x * 1000 for x in top["redis"]]

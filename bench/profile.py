@@ -12,10 +12,14 @@ import asyncio
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.core import ROOT, Report
-from bench.tools import wrk
+from bench.tools import WrkResult, wrk
+
+T = TypeVar("T")
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 RATE_HZ = 100
@@ -37,10 +41,14 @@ WATCH = {
     "users service call (httpx)": ("AsyncClient.send",),
     "FerretDB (pymongo)": ("pymongo/",),
     "the route's own code": ("campus_gateway/routes", "campus_documents/routes"),
+    "Neo4j driver": ("neo4j/",),
+    "PostgreSQL (psycopg)": ("psycopg/", "psycopg_pool/"),
+    "Kafka client (aiokafka)": ("aiokafka/",),
+    "JSON/model decoding (pydantic, orjson)": ("pydantic", "model_validate", "orjson"),
 }
 
 
-def _pid(service: str) -> int:
+def service_pid(service: str) -> int:
     conf = ROOT / ".stack" / "run" / "supervisord.conf"
     out = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "pid", service],
@@ -68,6 +76,7 @@ async def _record(pid: int, seconds: int, out: Path, fmt: str) -> None:
         "--rate",
         str(RATE_HZ),
         "--nonblocking",  # sampling must not pause the service it measures
+        "--subprocesses",  # a service run with several workers: their samples too
         "--format",
         fmt,
         "--output",
@@ -96,25 +105,56 @@ def shares(raw: str) -> dict[str, float]:
     return {label: round(hits[label] / total, 3) if total else 0.0 for label in WATCH}
 
 
-async def flame_graph(
-    report: Report, *, name: str, service: str, url: str, script: str, connections: int
-) -> str:
-    """Sample `service` while wrk loads `url`; the SVG goes into the report's files, and the
-    line returned says what share of the samples the WATCH frames took."""
-    pid, seconds = _pid(service), 8
+def hottest(raw: str, top: int = 3) -> list[tuple[str, float]]:
+    """The frames with the largest self time (leaf of a stack), with their share of samples:
+    where the process spends its cycles, the first place to look for a bottleneck."""
+    total = 0
+    leaves: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        leaves[stack.rsplit(";", 1)[-1].strip()] += n
+    return [(frame, round(n / total, 3)) for frame, n in leaves.most_common(top)] if total else []
+
+
+async def during(
+    report: Report, *, name: str, pid: int, seconds: int, work: Awaitable[T]
+) -> tuple[T, str]:
+    """Sample process `pid` for `seconds` while `work` runs (it starts at once and may run
+    longer); the SVG goes into the report's files as `flame_<name>.svg`. Returns what `work`
+    returned and a line with the WATCH frames' shares and the hottest frames."""
     with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
         svg, raw = Path(tmp) / "flame.svg", Path(tmp) / "flame.raw"
-        # Two recorders over the same load: py-spy writes one format per run.
+        # Two recorders over the same work: py-spy writes one format per run.
         recorders = asyncio.gather(
             _record(pid, seconds, svg, "flamegraph"), _record(pid, seconds, raw, "raw")
         )
-        await asyncio.sleep(0.5)
-        load = await wrk(url, duration_s=seconds - 1, connections=connections, script=script)
+        result = await work
         await recorders
         report.files[f"flame_{name}.svg"] = svg.read_bytes()
-        found = shares(raw.read_text())
-    cells = ", ".join(f"{label} {share:.0%}" for label, share in found.items() if share)
+        text = raw.read_text()
+    found = ", ".join(f"{label} {share:.0%}" for label, share in shares(text).items() if share)
+    hot = ", ".join(f"`{frame}` {share:.0%}" for frame, share in hottest(text))
+    return result, f"share of samples: {found or 'none of the watched frames'}; hottest: {hot}"
+
+
+async def flame_graph(
+    report: Report, *, name: str, service: str, url: str, script: str, connections: int
+) -> str:
+    """Sample `service` while wrk loads `url` (see `during`)."""
+    seconds = 8
+
+    async def load() -> WrkResult:
+        await asyncio.sleep(0.5)
+        return await wrk(url, duration_s=seconds - 1, connections=connections, script=script)
+
+    result, found = await during(
+        report, name=name, pid=service_pid(service), seconds=seconds, work=load()
+    )
     return (
-        f"- `flame_{name}.svg`: {service}, {load.requests_per_s:.0f} req/s at {connections} "
-        f"connections; share of samples: {cells}"
+        f"- `flame_{name}.svg`: {service}, {result.requests_per_s:.0f} req/s at {connections} "
+        f"connections; {found}"
     )

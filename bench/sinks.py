@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from bench import fixtures
+from bench import fixtures, profile
 from bench.core import Figure, Report
 from bench.env import settings
 from campus_common import topics
@@ -42,7 +43,7 @@ BASE = fixtures.BENCH_ID_BASE
 # Disjoint bench id ranges, so each run writes new nodes (as a first delivery does).
 DIRECT_MEMBERSHIPS, PROJECTED_MEMBERSHIPS = BASE + 1_000_000_000, BASE + 2_000_000_000
 BACKLOG_USERS, DIRECT_USERS = BASE + 3_000_000_000, BASE + 4_000_000_000
-WARM_UP = BASE + 5_000_000_000
+WARM_UP, PROFILED_USERS = BASE + 5_000_000_000, BASE + 6_000_000_000
 GRAPH_BATCH = 1000  # the graph service's runner: ProjectionRunner's default max_batch
 GROUPS = 100
 SOURCE = "bench"
@@ -347,11 +348,13 @@ async def _catch_up(
         await fixtures.drop_topics([runner.dead_letter_topic])
 
 
-async def _graph_backlog(driver: AsyncDriver, n: int) -> tuple[CatchUp, float]:
+async def _graph_backlog(
+    driver: AsyncDriver, n: int, *, first_user: int = BACKLOG_USERS
+) -> tuple[CatchUp, float]:
     at = datetime.now(UTC)
     topic = await fixtures.bench_topic("graph-backlog")
     try:
-        await _produce(topic, (user_change(r) for r in user_rows(BACKLOG_USERS, n, at)))
+        await _produce(topic, (user_change(r) for r in user_rows(first_user, n, at)))
         wrapped = OnBenchTopic(GraphProjection(driver), topic=topic, as_topic=topics.USERS)
         caught = await _catch_up(wrapped, n, max_batch=GRAPH_BATCH, timeout_s=60 + n / 500)
     finally:
@@ -383,6 +386,36 @@ async def _timeseries_backlog(
     return caught, copy
 
 
+async def _profiled_backlogs(
+    report: Report, driver: AsyncDriver, pool: AsyncConnectionPool, ts_batch: int
+) -> None:
+    """Flame graphs of this process while each projection catches up a second, smaller
+    backlog (not timed: the sampler shares the two cores with the measured run otherwise)."""
+    if not profile.available():
+        report.errors["bench.sinks flame graphs"] = "py-spy is missing: uv sync (dev dependency)"
+        return
+    me = os.getpid()
+    _, graph = await profile.during(
+        report,
+        name="graph_backlog",
+        pid=me,
+        seconds=6,
+        work=_graph_backlog(driver, 20_000, first_user=PROFILED_USERS),
+    )
+    _, ts = await profile.during(
+        report,
+        name="timeseries_backlog",
+        pid=me,
+        seconds=6,
+        work=_timeseries_backlog(pool, 200_000, ts_batch),
+    )
+    report.sections["M7 flame graphs (py-spy)"] = (
+        f"- `flame_graph_backlog.svg`: the graph projection catching up 20,000 user changes; "
+        f"{graph}\n- `flame_timeseries_backlog.svg`: the timeseries projection catching up "
+        f"200,000 events; {ts}"
+    )
+
+
 async def _delete_bench_events(pool: AsyncConnectionPool, since: datetime) -> None:
     async with pool.connection() as conn:
         await conn.execute("DELETE FROM events WHERE source = %s AND time >= %s", (SOURCE, since))
@@ -403,6 +436,7 @@ async def run(report: Report, *, quick: bool) -> None:
         ts_direct, ts_projected = await _timeseries_m7(pool, m7, ts_batch)
         graph_caught, graph_direct = await _graph_backlog(driver, graph_backlog)
         ts_caught, ts_copy = await _timeseries_backlog(pool, ts_backlog, ts_batch)
+        await _profiled_backlogs(report, driver, pool, ts_batch)
     finally:
         await fixtures.delete_bench_graph(driver)
         await _delete_bench_events(pool, since)

@@ -23,7 +23,7 @@ class Settings(CampusSettings):
     feed_cache_groups: int = Field(default=1000, ge=1)
     feed_cache_page: int = Field(default=20, ge=1, le=100)
     # A backstop for writes that bypass the service; the events drop a page much sooner.
-    feed_cache_ttl_s: float = Field(default=30.0, gt=0)
+    feed_cache_ttl_s: float = Field(default=60.0, gt=0)
     # No page is served once the follower has not proved it is caught up for this long.
     feed_cache_max_lag_s: float = Field(default=5.0, gt=0)
 

@@ -237,6 +237,8 @@ class FeedFollower:
             enable_auto_commit=False,
             auto_offset_reset="latest",
             isolation_level="read_committed",
+            # A topic created after start-up is found within seconds, not the default 5 min.
+            metadata_max_age_ms=10_000,
         )
         await consumer.start()
         try:
@@ -244,18 +246,25 @@ class FeedFollower:
             # (when the end offsets were asked, the end offsets): proved once positions reach them.
             check: tuple[float, dict[TopicPartition, int]] | None = None
             next_check = 0.0
+            known: set[TopicPartition] = set()
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=1000)
                 for records in batch.values():
                     for record in records:
                         self.cache.apply(record.value)
+                assigned = consumer.assignment()
+                if assigned != known:
+                    # A partition that appeared is read from its end: what it already held is
+                    # unknown here, so start over as at start-up.
+                    known = set(assigned)
+                    self.cache.unsynced()
+                    check = None
                 if check is not None:
                     asked_at, ends = check
                     positions = [await consumer.position(tp) for tp in ends]
                     if all(p >= end for p, end in zip(positions, ends.values(), strict=True)):
                         self.cache.synced(asked_at)
                         check = None
-                assigned = consumer.assignment()
                 if check is None and assigned and self.cache.clock() >= next_check:
                     # Positions first: at start-up this fixes where reading begins, so every
                     # event published after `asked_at` lies at or beyond them and is read.

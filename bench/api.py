@@ -12,10 +12,12 @@ request misses. The wrk script counts the `X-Cache` header of every answer, and 
 gives the share that really missed.
 
 Documents: posts created through POST /groups/{id}/posts (real bench group and member, events
-flowing through the relay), and the feed page of 20 over 10k/100k posts seeded straight into
-FerretDB for 100 bench-only group ids (≥ 10^12). Time series: GET /analytics and the timeline;
-in the full run the table is first topped up to 1M events with bench rows. Everything a run
-adds is removed at the end, including its traces in Redis and the events table.
+flowing through the relay), and the first feed page of 20 over 10k/100k posts seeded straight
+into FerretDB for 100 bench-only group ids (≥ 10^12), after one read of each group (the service
+keeps first pages in its feed cache: the X-Cache header of each timed answer is counted). Time
+series: GET /analytics and the timeline; in the full run the table is first topped up to 1M
+events with bench rows. Everything a run adds is removed at the end, including its traces in
+Redis and the events table.
 """
 
 from __future__ import annotations

@@ -406,7 +406,8 @@ async def like_post(*, store: Store, users: UsersClient, post_id: str, user_id: 
         liked = False
     if liked:
         store.wake()
-        store.changed(post.get("group_id"))
+    # Changed also when the like was there: another instance may have taken it a moment ago.
+    store.changed(post.get("group_id"))
     likes = await _likes_of(store, oid)
     return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=liked)
 

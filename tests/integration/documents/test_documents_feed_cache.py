@@ -130,16 +130,23 @@ async def test_a_write_shows_at_once_where_it_was_made_and_elsewhere_once_its_ev
         assert await served_from_cache(http, instance, gid) == await from_store(db, gid)
 
 
-async def test_without_a_follower_every_feed_page_is_read_from_the_store(
+@pytest.mark.parametrize("without", ["follower", "cache"])
+async def test_without_a_follower_or_with_the_cache_off_every_feed_page_is_read_from_the_store(
+    without: str,
     http: httpx.AsyncClient,
     member: Member,
     scratch_db: str,
+    scratch_topic: tuple[str, EventTail],
     start_instance: Callable[..., Awaitable[Instance]],
     mongo: AsyncMongoClient[Any],
 ) -> None:
-    # No broker answers there: the follower never catches up (the relay cannot publish either).
-    dead = f"127.0.0.1:{free_port()}"
-    instance = await start_instance(docs_db_name=scratch_db, kafka_bootstrap_servers=dead, **NO_TTL)
+    topic, _ = scratch_topic
+    if without == "follower":
+        # No broker answers there: the follower never catches up (nor can the relay publish).
+        env = {"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"}
+    else:
+        env = {"docs_events_topic": topic, "feed_cache_enabled": "false"}
+    instance = await start_instance(docs_db_name=scratch_db, **env, **NO_TTL)
     gid = member.group_id
     r = await http.post(f"{instance.url}/groups/{gid}/posts", json=new_post(member.user_id))
     assert r.status_code == 201, r.text

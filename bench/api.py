@@ -12,10 +12,12 @@ request misses. The wrk script counts the `X-Cache` header of every answer, and 
 gives the share that really missed.
 
 Documents: posts created through POST /groups/{id}/posts (real bench group and member, events
-flowing through the relay), and the feed page of 20 over 10k/100k posts seeded straight into
-FerretDB for 100 bench-only group ids (≥ 10^12). Time series: GET /analytics and the timeline;
-in the full run the table is first topped up to 1M events with bench rows. Everything a run
-adds is removed at the end, including its traces in Redis and the events table.
+flowing through the relay), and the first feed page of 20 over 10k/100k posts seeded straight
+into FerretDB for 100 bench-only group ids (≥ 10^12), after one read of each group (the service
+keeps first pages in its feed cache: the X-Cache header of each timed answer is counted). Time
+series: GET /analytics and the timeline; in the full run the table is first topped up to 1M
+events with bench rows. Everything a run adds is removed at the end, including its traces in
+Redis and the events table.
 """
 
 from __future__ import annotations
@@ -493,11 +495,18 @@ async def _writes(
     )
 
 
-async def _feed(
-    db: Any, b: Bench, posts: int, requests: int, budget_s: float
-) -> tuple[list[float], list[float], float]:
-    """Seed `posts` across SEED_GROUPS bench groups; time the feed at the service and direct
-    (up to `requests` pairs, fewer when they do not fit in `budget_s`, but at least 30)."""
+@dataclass
+class Feed:
+    service: list[float]  # seconds per first page at the service
+    direct: list[float]  # seconds per same query straight from FerretDB
+    hits: int  # timed pages the service answered from its feed cache (X-Cache: hit)
+    seeded_s: float
+
+
+async def _feed(db: Any, b: Bench, posts: int, requests: int, budget_s: float) -> Feed:
+    """Seed `posts` across SEED_GROUPS bench groups; time the first feed page at the service,
+    then the same query straight from FerretDB for the same groups (up to `requests` each,
+    fewer when they do not fit in `budget_s` each, but at least 30)."""
     groups = [fixtures.BENCH_ID_BASE + g for g in range(SEED_GROUPS)]
     now = datetime.now(UTC)
     started = time.monotonic()
@@ -512,23 +521,36 @@ async def _feed(
     seeded_s = time.monotonic() - started
     rng = random.Random(9)
     docs = fixtures.url("documents")
-    service, direct = [], []
-    for _ in range(20):  # warm up
-        await b.http.get(f"{docs}/groups/{rng.choice(groups)}/posts/feed", params={"limit": 20})
+    picks = [rng.choice(groups) for _ in range(requests)]
+    # Warm-up: every group's first page once, a few at a time, so the timed requests see a
+    # warm feed cache (what a miss costs is the direct figure); the X-Cache header of each
+    # timed answer counts the hits, so a cold or bypassed cache shows in the report.
+    warming = asyncio.Semaphore(4)
+
+    async def warm(g: int) -> None:
+        async with warming:
+            await b.http.get(f"{docs}/groups/{g}/posts/feed", params={"limit": 20})
+
+    await asyncio.gather(*(warm(g) for g in groups))
+    service, direct, hits = [], [], 0
     deadline = time.monotonic() + budget_s
-    for n in range(requests):
+    for n, g in enumerate(picks):
         if n >= 30 and time.monotonic() > deadline:
             break
-        g = rng.choice(groups)
         t = time.perf_counter()
         resp = await b.http.get(f"{docs}/groups/{g}/posts/feed", params={"limit": 20})
         service.append(time.perf_counter() - t)
         if resp.status_code != 200 or len(resp.json()["items"]) != 20:
             raise RuntimeError(f"feed: {resp.status_code} {resp.text[:200]}")
+        hits += resp.headers.get("X-Cache") == "hit"
+    deadline = time.monotonic() + budget_s
+    for n, g in enumerate(picks[: len(service)]):
+        if n >= 30 and time.monotonic() > deadline:
+            break
         t = time.perf_counter()
         await docs_repo.find_posts(db, where={"group_id": g}, after=None, limit=21)
         direct.append(time.perf_counter() - t)
-    return service, direct, seeded_s
+    return Feed(service, direct, hits, seeded_s)
 
 
 async def delete_seeded(db: Any) -> None:
@@ -548,13 +570,13 @@ async def _feed_at_service(report: Report, b: Bench, db: Any) -> None:
     posts = 10_000 if b.quick else 100_000
     requests = 200 if b.quick else 1000
     try:
-        service, direct, seeded_s = await _feed(
-            db, b, posts, requests, budget_s=20 if b.quick else 60
-        )
+        feed = await _feed(db, b, posts, requests, budget_s=20 if b.quick else 60)
     finally:
         await delete_seeded(db)
+    # The issue's targets: 20 ms at 10k posts, 30 ms at 100k.
+    target_ms = 20 if posts <= 10_000 else 30
     for q in (50, 99):
-        svc, dr = percentile(service, q) * 1000, percentile(direct, q) * 1000
+        svc, dr = percentile(feed.service, q) * 1000, percentile(feed.direct, q) * 1000
         report.add(
             Figure(
                 "M4",
@@ -564,15 +586,26 @@ async def _feed_at_service(report: Report, b: Bench, db: Any) -> None:
                 "ms",
                 f"the same query straight from FerretDB (pymongo) p{q}",
                 round(dr, 2),
-                "p99 ≤ 20 ms" if q == 99 else None,
-                svc <= 20 if q == 99 else None,
+                f"p99 ≤ {target_ms} ms" if q == 99 else None,
+                svc <= target_ms if q == 99 else None,
             )
         )
-    report.series["latency:documents_feed"] = service
+    report.add(
+        Figure(
+            "M4",
+            "feed pages of 20 answered from the documents feed cache (X-Cache: hit)",
+            round(100 * feed.hits / len(feed.service), 1),
+            "%",
+            note=f"{feed.hits} of {len(feed.service)} timed requests",
+        )
+    )
+    report.series["latency:documents_feed"] = feed.service
     report.sections["M4 feed data"] = (
-        f"{posts:,} posts inserted straight into FerretDB in {seeded_s:.0f} s for group ids "
-        f"{fixtures.BENCH_ID_BASE}…+{SEED_GROUPS - 1} (no events), read with random groups, "
-        f"{len(service)} sequential requests (each also made straight to FerretDB), and deleted "
+        f"{posts:,} posts inserted straight into FerretDB in {feed.seeded_s:.0f} s for group ids "
+        f"{fixtures.BENCH_ID_BASE}…+{SEED_GROUPS - 1} (no events). Every group's first page "
+        f"was read once (warm-up), then {len(feed.service)} sequential first pages of random "
+        f"groups were timed at the service ({feed.hits} answered from its feed cache), then "
+        f"{len(feed.direct)} of the same queries straight from FerretDB; the posts were deleted "
         "afterwards."
     )
 

@@ -19,6 +19,7 @@ from campus_common.retry import retrying
 from campus_common.web import create_app
 from campus_documents import repository as repo
 from campus_documents.config import Settings, get_settings
+from campus_documents.feed import FeedCache, FeedFollower
 from campus_documents.memberships import Memberships
 from campus_documents.relay import OutboxRelay
 from campus_documents.routes import router
@@ -59,11 +60,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         auth=ServiceAuth(signer, "users"),
     )
     relay: OutboxRelay | None = None
+    follower: FeedFollower | None = None
     preparing: asyncio.Task[None] | None = None
     memberships = Memberships(settings.kafka)
     try:
         db = client[settings.docs_db_name]
-        store = Store(db=db)
+        feed = None
+        if settings.feed_cache_enabled:
+            feed = FeedCache(
+                groups=settings.feed_cache_groups,
+                page=settings.feed_cache_page,
+                ttl_s=settings.feed_cache_ttl_s,
+                max_lag_s=settings.feed_cache_max_lag_s,
+            )
+            follower = FeedFollower(feed, kafka=settings.kafka, topic=settings.docs_events_topic)
+        store = Store(db=db, feed=feed)
         relay = OutboxRelay(
             db=db,
             kafka=settings.kafka,
@@ -74,6 +85,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.store = dataclasses.replace(store, wake=relay.notify)
         await memberships.start()
+        if follower is not None:
+            await follower.start()
         app.state.users = UsersClient(http, memberships)
         app.state.memberships = memberships
         app.state.relay = relay
@@ -90,6 +103,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             preparing.cancel()
         if relay is not None:
             await relay.stop()
+        if follower is not None:
+            await follower.stop()
         await memberships.stop()
         await http.aclose()
         await client.close()

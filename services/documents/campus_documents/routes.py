@@ -45,6 +45,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 REPLAYED = "Idempotent-Replayed"
+# hit: a group's first page from this instance's feed cache; miss: read and kept; bypass: read.
+CACHE = "X-Cache"
 
 
 async def get_store(request: Request) -> Store:
@@ -91,10 +93,15 @@ async def create_group_post(
 
 @router.get("/groups/{group_id}/posts/feed", tags=["posts"])
 async def group_feed(
-    group_id: GroupId, store: StoreDep, limit: Limit = 20, cursor: Cursor = None
+    group_id: GroupId, store: StoreDep, response: Response, limit: Limit = 20, cursor: Cursor = None
 ) -> Page[PostRead]:
-    """A group's posts, newest first; pass `next_cursor` back for the next page."""
-    return await service.list_posts(store=store, group_id=group_id, limit=limit, cursor=cursor)
+    """A group's posts, newest first; pass `next_cursor` back for the next page. `X-Cache`
+    says whether the first page came from this instance's feed cache."""
+    page, outcome = await service.list_posts(
+        store=store, group_id=group_id, limit=limit, cursor=cursor
+    )
+    response.headers[CACHE] = outcome
+    return page
 
 
 @router.post("/posts", status_code=status.HTTP_201_CREATED, tags=["posts"])
@@ -119,16 +126,19 @@ async def create_post(
 @router.get("/posts", tags=["posts"])
 async def list_posts(
     store: StoreDep,
+    response: Response,
     author_id: PositiveId = None,
     group_id: PositiveId = None,
     tag: Annotated[str | None, Query(min_length=1, max_length=40, pattern=r"^[^\x00]+$")] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Page[PostRead]:
-    """Posts newest first, filtered by author, group and tag."""
-    return await service.list_posts(
+    """Posts newest first, filtered by author, group and tag (`X-Cache` as for the feed)."""
+    page, outcome = await service.list_posts(
         store=store, author_id=author_id, group_id=group_id, tag=tag, limit=limit, cursor=cursor
     )
+    response.headers[CACHE] = outcome
+    return page
 
 
 @router.get("/posts/{post_id}", tags=["posts"])

@@ -24,6 +24,8 @@ from pymongo.errors import DuplicateKeyError
 
 from campus_common.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from campus_documents import repository as repo
+from campus_documents.feed import REQUESTS as FEED_REQUESTS
+from campus_documents.feed import FeedCache, Outcome, first_items
 from campus_documents.locks import UPDATE_SLOTS, Lease, LeaseBusyError, Leases, post_key
 from campus_documents.outbox import (
     comment_payload,
@@ -57,11 +59,12 @@ def _no_wake() -> None:
 @dataclass(frozen=True)
 class Store:
     """The database plus what every write needs: the posts' leases, the update slots (shared
-    with the relay, see locks.py) and the relay's doorbell."""
+    with the relay, see locks.py), the relay's doorbell and the cached feed pages (if on)."""
 
     db: repo.Db
     update_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(UPDATE_SLOTS))
     wake: Callable[[], None] = _no_wake
+    feed: FeedCache | None = None
     leases: Leases = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,12 @@ class Store:
             if not lease.fresh():
                 raise LeaseBusyError("the post was locked too long, try again")
             return await repo.update_post(self.db, where=where, update=update)
+
+    def changed(self, group_id: int | None) -> None:
+        """A write to this group's feed is stored: drop its cached page before answering, so
+        the writer reads it back at once (other instances learn it from the event)."""
+        if self.feed is not None and group_id is not None:
+            self.feed.changed(group_id)
 
 
 # helpers -------------------------------------------------------------------------------------
@@ -179,6 +188,8 @@ async def create_post(
     key = scoped_key(data.author_id, idempotency_key)
     first = await _replayed(store.db, repo.POSTS, key, request_hash)
     if first is not None:
+        # The first request may have been taken by another instance, its event still on its way.
+        store.changed(first.get("group_id"))
         return to_post(first), True
 
     # The local membership facts first, then the users service (see UsersClient.is_member).
@@ -213,8 +224,10 @@ async def create_post(
         first = await _replayed(store.db, repo.POSTS, key, request_hash)
         if first is None:
             raise
+        store.changed(first.get("group_id"))
         return to_post(first), True
     store.wake()
+    store.changed(group_id)
     return to_post(doc), False
 
 
@@ -239,8 +252,30 @@ async def list_posts(
     tag: str | None = None,
     limit: int,
     cursor: str | None,
-) -> Page[PostRead]:
-    """Posts newest first, optionally by author, group and tag; keyset-paginated."""
+) -> tuple[Page[PostRead], Outcome]:
+    """Posts newest first, optionally by author, group and tag; keyset-paginated. A group's
+    first page comes from the feed cache when it may (the outcome says whether it did)."""
+    feed = store.feed
+    if feed is None or group_id is None or author_id is not None or tag is not None or cursor:
+        where = _filters(author_id=author_id, group_id=group_id, tag=tag)
+        return await _find_page(store, where=where, limit=limit, after=cursor), "bypass"
+    where = {"group_id": group_id}
+    if (cached := feed.get(group_id, limit=limit)) is not None:
+        FEED_REQUESTS.labels("hit").inc()
+        return _cached_page(*cached), "hit"
+    with feed.filling(group_id) as fill:
+        if fill is None or limit > feed.page:
+            FEED_REQUESTS.labels("bypass").inc()
+            return await _find_page(store, where=where, limit=limit, after=None), "bypass"
+        # The whole cached page size is read and kept; the first `limit` of it answered.
+        page = await _find_page(store, where=where, limit=feed.page, after=None)
+        more = page.next_cursor is not None
+        feed.put(fill, page.items, more=more)
+    FEED_REQUESTS.labels("miss").inc()
+    return _cached_page(*first_items(page.items, more=more, limit=limit)), "miss"
+
+
+def _filters(*, author_id: int | None, group_id: int | None, tag: str | None) -> dict[str, Any]:
     where: dict[str, Any] = {}
     if author_id is not None:
         where["author_id"] = author_id
@@ -248,11 +283,24 @@ async def list_posts(
         where["group_id"] = group_id
     if tag is not None:
         where["tags"] = tag.strip().lower()
-    after = decode_cursor(cursor) if cursor else None
-    docs = await repo.find_posts(store.db, where=where, after=after, limit=limit + 1)
+    return where
+
+
+async def _find_page(
+    store: Store, *, where: dict[str, Any], limit: int, after: str | None
+) -> Page[PostRead]:
+    position = decode_cursor(after) if after else None
+    docs = await repo.find_posts(store.db, where=where, after=position, limit=limit + 1)
     docs, next_cursor = _page(docs, limit)
     likes = await repo.count_likes(store.db, [d["_id"] for d in docs])
     items = [to_post(d, likes.get(d["_id"], 0)) for d in docs]
+    return Page[PostRead](items=items, next_cursor=next_cursor)
+
+
+def _cached_page(items: list[PostRead], more: bool) -> Page[PostRead]:
+    # The same cursor as a read from the store gives: the position of the last item shown.
+    last = items[-1] if more and items else None
+    next_cursor = encode_cursor(last.created_at, ObjectId(last.id)) if last else None
     return Page[PostRead](items=items, next_cursor=next_cursor)
 
 
@@ -287,6 +335,7 @@ async def update_post(*, store: Store, post_id: str, actor: int, data: PostUpdat
         else:
             raise ConflictError("the post kept changing while we updated it, try again")
     store.wake()
+    store.changed(merged.get("group_id"))
     return to_post(merged, await _likes_of(store, oid))
 
 
@@ -313,6 +362,7 @@ async def delete_post(*, store: Store, post_id: str, actor: int) -> None:
         ):
             raise NotFoundError(f"post {post_id} not found")
     store.wake()
+    store.changed(post.get("group_id"))
 
 
 async def _ensure_member_of_post_group(
@@ -356,6 +406,8 @@ async def like_post(*, store: Store, users: UsersClient, post_id: str, user_id: 
         liked = False
     if liked:
         store.wake()
+    # Changed also when the like was there: another instance may have taken it a moment ago.
+    store.changed(post.get("group_id"))
     likes = await _likes_of(store, oid)
     return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=liked)
 

@@ -9,12 +9,11 @@ service call), counted from the same samples in py-spy's raw format.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.core import ROOT, Report
+from bench.core import ROOT, Report, supervised_pid
 from bench.tools import wrk
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
@@ -41,16 +40,10 @@ WATCH = {
 
 
 def _pid(service: str) -> int:
-    conf = ROOT / ".stack" / "run" / "supervisord.conf"
-    out = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "pid", service],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if not out.isdigit() or out == "0":
+    pid = supervised_pid(service)
+    if pid is None:
         raise RuntimeError(f"{service} is not running under this stack's supervisord")
-    return int(out)
+    return pid
 
 
 def available() -> bool:
@@ -68,6 +61,7 @@ async def _record(pid: int, seconds: int, out: Path, fmt: str) -> None:
         "--rate",
         str(RATE_HZ),
         "--nonblocking",  # sampling must not pause the service it measures
+        "--subprocesses",  # the gateway's uvicorn workers, when it runs several
         "--format",
         fmt,
         "--output",

@@ -50,7 +50,7 @@ async def control(name: ProjectionName, action: Action, gw: Gw, admin: Admin) ->
         if action in ("pause", "resume"):
             await projection_api.set_paused(runner, action == "pause")
         else:
-            await runner.rebuild()
+            await projection_api.rebuild_alone(runner)
         return {**await projection_api.describe(runner), "service": "gateway"}
     if name in PROJECTION_SERVICES:
         reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}", actor=admin)

@@ -152,9 +152,12 @@ async def pause(name: str, request: Request) -> dict[str, Any]:
 @router.post("/{name}/rebuild", status_code=202, response_model=ProjectionRead)
 async def rebuild(name: str, request: Request) -> dict[str, Any]:
     """Empty the store and replay every record from the start (lag shows the progress)."""
-    runner = _get(request, name)
-    await rebuild_alone(runner)
-    return await describe(runner)
+    _get(request, name)
+    # A service whose projection runs in several of its processes coordinates them itself (the
+    # gateway's workers: campus_gateway.rebuild); the others rebuild here, alone in the group.
+    rebuilder = getattr(request.app.state, "rebuilders", {}).get(name)
+    await (rebuilder() if rebuilder is not None else rebuild_alone(_get(request, name)))
+    return await describe(_get(request, name))
 
 
 @router.post("/{name}/resume", response_model=ProjectionRead)

@@ -20,6 +20,7 @@ from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.projection import CacheProjection
 from campus_gateway.ratelimit import LoginLimits, RateLimiter
+from campus_gateway.rebuild import CacheRebuild
 from campus_gateway.routes import admin, groups, ops, posts, social, users
 from campus_gateway.service import Gateway, ensure_admin
 from campus_gateway.upstream import Upstream, UpstreamError
@@ -33,12 +34,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = new_redis(settings)
     cache = Cache(redis, settings)
     upstream_clients = Upstream(settings)
-    runner = ProjectionRunner(CacheProjection(cache, settings), kafka=settings.kafka)
+
+    def new_runner() -> ProjectionRunner[Any]:
+        return ProjectionRunner(CacheProjection(cache, settings), kafka=settings.kafka)
+
+    runner = new_runner()
     gw = Gateway(
         settings=settings, upstream=upstream_clients, cache=cache, projections={"cache": runner}
     )
     app.state.gateway = gw
     app.state.projections = gw.projections
+    app.state.rebuilders = gw.rebuilders
+    background: list[asyncio.Task[None]] = []
     app.state.limiter = RateLimiter(
         cache,
         window_s=settings.rate_limit_window_s,
@@ -54,15 +61,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.health_checks = _health_checks(gw)
     if settings.cache_projection_enabled:
         await runner.start()
+        rebuild = CacheRebuild(gw, new_runner)
+        gw.rebuilders["cache"] = rebuild.rebuild
+        background.append(asyncio.create_task(rebuild.watch_forever(), name="cache-rebuild"))
     # In the background: the gateway serves (and reports the users service down) meanwhile.
-    admin = asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin")
+    background.append(asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin"))
     try:
         yield
     finally:
-        admin.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await admin
-        await runner.stop()
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await gw.projections["cache"].stop()  # a rebuild may have put a fresh runner in place
         await upstream_clients.aclose()
         await redis.aclose()
 

@@ -214,11 +214,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/consumers/{name}/{action}"): Rule("admin", _consumer_control),
     ("POST", "/projections/{name}/pause"): Rule("admin", _projection_control("pause")),
     ("POST", "/projections/{name}/resume"): Rule("admin", _projection_control("resume")),
-    # 409: the admin got through, but the gateway runs several workers (CAMPUS_GATEWAY_WORKERS),
-    # each a member of the projection's group, and a rebuild needs the group to itself.
-    ("POST", "/projections/{name}/rebuild"): Rule(
-        "admin", _projection_control("rebuild"), permitted=frozenset({409})
-    ),
+    ("POST", "/projections/{name}/rebuild"): Rule("admin", _projection_control("rebuild")),
     ("PUT", "/admin/rate-limits/{scope}/{subject}"): Rule("admin", _set_limit),
     ("DELETE", "/admin/rate-limits/{scope}/{subject}"): Rule("admin", _clear_limit),
 }

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from gateway_helpers import Account
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, StackSettings
+from tests.helpers import eventually
 
 ROUTE = "/health/live"
 LABELS = {"service": "gateway", "method": "GET", "route": ROUTE, "status": "200"}
@@ -80,3 +83,36 @@ async def test_metrics_count_the_requests_of_every_worker(gw: str) -> None:
     assert sum(served.values()) == sent
     # /metrics, answered by one worker, sums every worker's count.
     assert after - before == sent
+
+
+async def _cache_group(stack: StackSettings) -> tuple[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups(["campus-cache"])
+    finally:
+        await admin.close()
+    [group] = described.to_object()["groups"]
+    return group["state"], len(group["members"])
+
+
+async def test_a_rebuild_steps_the_other_workers_aside_and_brings_them_back(
+    http: httpx.AsyncClient, gw: str, admin: Account, stack: StackSettings
+) -> None:
+    """Kafka refuses the rewind while another member holds partitions: every other worker
+    leaves the group for the rebuild (campus_gateway.rebuild) and joins again after it."""
+    workers = _worker_pids()
+    if len(workers) < 2:
+        pytest.skip("the gateway runs one process here (CAMPUS_GATEWAY_WORKERS=1, or a cluster)")
+    await eventually(lambda: _cache_group(stack), until=lambda g: g == ("Stable", len(workers)))
+
+    rebuilt = await http.post(
+        f"{gw}/admin/consumers/cache/rebuild", headers=admin.auth, timeout=120
+    )
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["state"] == "running"
+
+    # Every worker is a member again (each started a fresh runner once the rebuild was over).
+    await eventually(
+        lambda: _cache_group(stack), until=lambda g: g == ("Stable", len(workers)), timeout=60
+    )

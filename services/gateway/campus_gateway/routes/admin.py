@@ -50,8 +50,10 @@ async def control(name: ProjectionName, action: Action, gw: Gw, admin: Admin) ->
         if action in ("pause", "resume"):
             await projection_api.set_paused(runner, action == "pause")
         else:
-            await projection_api.rebuild_alone(runner)
-        return {**await projection_api.describe(runner), "service": "gateway"}
+            rebuilder = gw.rebuilders.get(name)
+            await (rebuilder() if rebuilder else projection_api.rebuild_alone(runner))
+        # The rebuild may have put a fresh runner in place.
+        return {**await projection_api.describe(gw.projections[name]), "service": "gateway"}
     if name in PROJECTION_SERVICES:
         reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}", actor=admin)
         return {**reply.json(), "service": name}

@@ -15,7 +15,7 @@ from campus_common.consumer import ProjectionRunner
 from campus_common.kafka import reachable
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
-from campus_gateway import dashboard, freshness
+from campus_gateway import cache_group, dashboard
 from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.projection import CacheProjection
@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw.rebuilders["cache"] = rebuild.rebuild
         background.append(asyncio.create_task(rebuild.watch_forever(), name="cache-rebuild"))
         background.append(
-            asyncio.create_task(freshness.publish_forever(gw), name="cache-freshness")
+            asyncio.create_task(cache_group.publish_beats_forever(gw), name="cache-freshness")
         )
     # In the background: the gateway serves (and reports the users service down) meanwhile.
     background.append(asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin"))

@@ -1,8 +1,9 @@
 """M4: gateway requests/s and p99 at 64 connections; the documents and time-series services.
 
 Load comes from wrk (one thread, 64 connections, a warm-up second first), the anchors from
-the same run: a bare FastAPI "hello" app under uvicorn with one worker (started here on a
-free loopback port, with the services' uvicorn options) and the real redis-benchmark GET.
+the same run: a bare FastAPI "hello" app under uvicorn with as many workers as the gateway runs
+(started here on a free loopback port, with the services' uvicorn options) and the real
+redis-benchmark GET.
 The gateway's rate limiter stays on; the loopback address gets an admin override for the run
 so no request is refused.
 
@@ -43,7 +44,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bench import fixtures, profile
-from bench.core import ROOT, Figure, Report, percentile
+from bench.core import ROOT, Figure, Report, percentile, supervised_pid, uvicorn_worker_pids
 from bench.env import settings
 from bench.tools import (
     COUNT_CACHE_LUA,
@@ -91,9 +92,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def gateway_workers() -> tuple[int, str]:
+    """The gateway's uvicorn workers, and where the count comes from: counted from the running
+    gateway of this stack's supervisord, else CAMPUS_GATEWAY_WORKERS (the cluster topology's
+    gateways are one process each, behind HAProxy)."""
+    setting = settings().gateway_worker_count()
+    pid = supervised_pid("gateway")
+    if pid is None:
+        return setting, "CAMPUS_GATEWAY_WORKERS"
+    running = len(uvicorn_worker_pids(pid)) or 1
+    if running != setting:
+        return running, f"running (CAMPUS_GATEWAY_WORKERS says {setting}: restart the gateway)"
+    return running, "running, as CAMPUS_GATEWAY_WORKERS"
+
+
 @contextlib.asynccontextmanager
-async def hello_app(http: httpx.AsyncClient) -> AsyncIterator[str]:
-    """bench.hello under uvicorn, one worker, for the duration of the block."""
+async def hello_app(http: httpx.AsyncClient, workers: int) -> AsyncIterator[str]:
+    """bench.hello under uvicorn with `workers` workers, for the duration of the block."""
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -107,6 +122,7 @@ async def hello_app(http: httpx.AsyncClient) -> AsyncIterator[str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
         cwd=ROOT,
     )
     base = f"http://{fixtures.LOOPBACK}:{port}"
@@ -196,6 +212,10 @@ _GATEWAY_ROWS: list[tuple[str, str, int, tuple[float, float] | None, float | Non
 ]
 
 
+def _workers(n: int) -> str:
+    return f"{n} uvicorn worker{'s' if n > 1 else ''}"
+
+
 def _rps_target(share: float, floor: float) -> str:
     text = f"≥ {share:.0%} of bare uvicorn"
     return f"{text} and ≥ {floor:,.0f} req/s" if floor else text
@@ -208,7 +228,8 @@ async def _gateway(report: Report, b: Bench) -> None:
         (await b.http.get(f"{gw}{p}")).raise_for_status()
     seconds = max(3.0, b.seconds / 2)
     results: dict[str, Repeated] = {}
-    async with hello_app(b.http) as hello_url:
+    workers, counted_from = gateway_workers()
+    async with hello_app(b.http, workers) as hello_url:
         results["hello"] = await _repeat(f"{hello_url}/", seconds)
     results["health"] = await _repeat(f"{gw}/health", seconds)
     results["live"] = await _repeat(f"{gw}/health/live", seconds)
@@ -245,7 +266,7 @@ async def _gateway(report: Report, b: Bench) -> None:
                 f"gateway {label}, {connections} connections",
                 round(r.requests_per_s),
                 "req/s",
-                f"bare uvicorn JSON app, 1 worker, {CONNECTIONS} connections",
+                f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
                 round(hello.requests_per_s),
                 _rps_target(*rps_target) if rps_target else None,
                 (
@@ -280,6 +301,8 @@ async def _gateway(report: Report, b: Bench) -> None:
         )
     )
     report.sections["M4 load generator"] = (
+        f"Gateway: {_workers(workers)} ({counted_from}); the bare uvicorn anchor: the same "
+        f"{_workers(workers)}. "
         f"wrk 4.1, 1 thread, {CONNECTIONS} connections, {REPS} runs of {seconds:g} s per "
         "endpoint after a 1 s warm-up; each figure is the median run by req/s (min and max in "
         f"the notes). Bare uvicorn: {hello.requests_per_s:.0f} req/s, p50 {hello.p50_ms:.2f} ms "

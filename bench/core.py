@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -261,6 +262,34 @@ def _tree_cpu_s(pid: int) -> float:
         return 0.0
     own = sum(int(f) for f in fields[11:15])
     return own / tick + sum(_tree_cpu_s(int(c)) for c in children)
+
+
+def supervised_pid(component: str) -> int | None:
+    """The pid supervisord holds for a component of this stack, None if it is not running."""
+    conf = ROOT / ".stack" / "run" / "supervisord.conf"
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "pid", component],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return int(out) if out.isdigit() and out != "0" else None
+
+
+def uvicorn_worker_pids(pid: int) -> list[int]:
+    """The worker processes uvicorn's --workers supervisor at `pid` spawned (multiprocessing's
+    spawn children; its resource tracker is not one); empty when uvicorn serves in `pid` itself."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    workers = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                workers.append(int(child))
+    return workers
 
 
 def _tree_rss_kib(pid: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import SecretStr
@@ -27,6 +28,17 @@ class BenchSettings(StoreSettings):
     timeseries_2_port: int = 0
     gateway_1_port: int = 0
     gateway_2_port: int = 0
+    # The gateway's uvicorn workers (stack/lib.sh `gateway_workers`): `auto` is the cores.
+    gateway_workers: str = "auto"
+
+    def gateway_worker_count(self) -> int:
+        """CAMPUS_GATEWAY_WORKERS resolved as stack/lib.sh resolves it for the gateway."""
+        if self.gateway_workers == "auto":
+            return len(os.sched_getaffinity(0))  # what `nproc` counts
+        count = int(self.gateway_workers)
+        if count < 1:
+            raise ValueError(f"CAMPUS_GATEWAY_WORKERS must be ≥ 1 or auto, not {count}")
+        return count
 
     def operator_auth(self) -> OperatorAuth:
         """Signs the operator's service tokens for calls to the internal services."""

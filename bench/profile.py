@@ -9,14 +9,13 @@ service call), counted from the same samples in py-spy's raw format.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-from bench.core import ROOT, Report
+from bench.core import ROOT, Report, supervised_pid
 from bench.tools import WrkResult, wrk
 
 T = TypeVar("T")
@@ -49,16 +48,10 @@ WATCH = {
 
 
 def service_pid(service: str) -> int:
-    conf = ROOT / ".stack" / "run" / "supervisord.conf"
-    out = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf), "pid", service],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if not out.isdigit() or out == "0":
+    pid = supervised_pid(service)
+    if pid is None:
         raise RuntimeError(f"{service} is not running under this stack's supervisord")
-    return int(out)
+    return pid
 
 
 def available() -> bool:

@@ -98,6 +98,16 @@ wait_for() {
   done
 }
 
+# gateway_workers: the gateway's uvicorn worker count, from CAMPUS_GATEWAY_WORKERS; `auto` (the
+# default) is the cores this process may use (`nproc`), as bench/api.py resolves it for its anchor.
+gateway_workers() {
+  local workers="${CAMPUS_GATEWAY_WORKERS:-auto}"
+  [ "$workers" = auto ] && workers="$(nproc)"
+  [[ "$workers" =~ ^[1-9][0-9]*$ ]] ||
+    die "CAMPUS_GATEWAY_WORKERS must be a positive whole number or auto, not '$workers'"
+  echo "$workers"
+}
+
 # member_number NAME: N for a cluster member named <component>-N, empty for a single node.
 member_number() { if [[ "$1" =~ -([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]}"; fi; }
 

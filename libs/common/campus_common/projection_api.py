@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
@@ -87,6 +88,40 @@ async def describe(runner: ProjectionRunner[Any]) -> dict[str, Any]:
     }
 
 
+async def group_members(runner: ProjectionRunner[Any]) -> int:
+    """Members of the projection's consumer group now, this instance included if it runs."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=runner.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([runner.group_id])
+    finally:
+        await admin.close()
+    return sum(len(g["members"]) for r in described for g in r.to_object()["groups"])
+
+
+async def rebuild_alone(runner: ProjectionRunner[Any]) -> None:
+    """Rebuild, if this instance is the group's only member; 409 otherwise.
+
+    The rewind is a commit by the group, which Kafka refuses while another member (another
+    uvicorn worker of the gateway, another instance on the cluster topology) holds partitions:
+    refused there, the rebuild would have stopped this instance's consumer and left it stopped.
+    """
+    try:
+        others = await group_members(runner) - (1 if runner.running else 0)
+    except KafkaError as exc:
+        raise UnavailableError(f"kafka unreachable, the projection is unchanged: {exc}") from exc
+    if others > 0:
+        raise ConflictError(
+            f"projection {runner.projection.name} has {others} other member(s) in its group "
+            f"{runner.group_id}: a rebuild needs one instance (CAMPUS_GATEWAY_WORKERS=1 for the "
+            "gateway's, the single topology)"
+        )
+    try:
+        await runner.rebuild()
+    except NotImplementedError as exc:
+        raise ConflictError(str(exc)) from exc
+
+
 async def set_paused(runner: ProjectionRunner[Any], paused: bool) -> None:
     """Pause or resume every instance of the projection; Kafka unreachable is a 503."""
     try:
@@ -117,12 +152,12 @@ async def pause(name: str, request: Request) -> dict[str, Any]:
 @router.post("/{name}/rebuild", status_code=202, response_model=ProjectionRead)
 async def rebuild(name: str, request: Request) -> dict[str, Any]:
     """Empty the store and replay every record from the start (lag shows the progress)."""
-    runner = _get(request, name)
-    try:
-        await runner.rebuild()
-    except NotImplementedError as exc:
-        raise ConflictError(str(exc)) from exc
-    return await describe(runner)
+    _get(request, name)
+    # A service whose projection runs in several of its processes coordinates them itself (the
+    # gateway's workers: campus_gateway.rebuild); the others rebuild here, alone in the group.
+    rebuilder = getattr(request.app.state, "rebuilders", {}).get(name)
+    await (rebuilder() if rebuilder is not None else rebuild_alone(_get(request, name)))
+    return await describe(_get(request, name))
 
 
 @router.post("/{name}/resume", response_model=ProjectionRead)

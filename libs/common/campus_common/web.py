@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,7 +15,15 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +46,22 @@ LATENCY = Histogram(
     "campus_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
 )
 MAX_BODY_BYTES = 1_000_000
+# Set (by stack/services/run.sh) when the service runs several uvicorn workers: each writes its
+# metrics to files there, and /metrics must answer for all of them, whichever worker is asked.
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What /metrics exposes: this process's metrics, or, under several workers, every
+    worker's summed from their files (counters and histograms added up; a gauge keeps one
+    series per worker, labelled `pid`, prometheus_client's default `all` mode, because each
+    worker's projection member holds its own partitions, as each instance of the cluster
+    topology does, and the dashboards aggregate by projection)."""
+    if not MULTIPROC_DIR:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+    return registry
 
 
 class DependencyRead(BaseModel):
@@ -84,6 +109,11 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await prober
         telemetry.shutdown()  # the last spans of a stopping service still reach Zipkin
+        if MULTIPROC_DIR:
+            # This worker's live gauges leave the sum; its counters stay in it (totals never
+            # go back). A worker that dies without this keeps its last gauge values until the
+            # next start of the service empties the directory (stack/services/run.sh).
+            multiprocess.mark_process_dead(os.getpid(), MULTIPROC_DIR)  # type: ignore[no-untyped-call]
 
     app = FastAPI(title=title or f"CampusConnect {service}", lifespan=flushed)
     app.state.service = service
@@ -162,7 +192,7 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     guard = [Depends(internal_caller)] if verifier is not None else []
     for router in routers:

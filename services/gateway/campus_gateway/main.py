@@ -2,6 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,30 +21,41 @@ from campus_common.consumer import ProjectionRunner
 from campus_common.kafka import reachable
 from campus_common.logging import configure_logging
 from campus_common.web import create_app
-from campus_gateway import dashboard
+from campus_gateway import cache_group, dashboard
 from campus_gateway.cache import Cache, CacheUnavailableError, new_redis
 from campus_gateway.config import SERVICES, get_settings
 from campus_gateway.projection import CacheProjection
 from campus_gateway.ratelimit import LoginLimits, RateLimiter
+from campus_gateway.rebuild import CacheRebuild
 from campus_gateway.routes import admin, groups, ops, posts, social, users
 from campus_gateway.service import Gateway, ensure_admin
 from campus_gateway.upstream import Upstream, UpstreamError
 
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    die_with_uvicorn_supervisor()
     settings = get_settings()
     configure_logging("gateway", settings.log_level)
     telemetry.setup(service="gateway", config=settings.tracing, libraries=("redis",))
     redis = new_redis(settings)
     cache = Cache(redis, settings)
     upstream_clients = Upstream(settings)
-    runner = ProjectionRunner(CacheProjection(cache, settings), kafka=settings.kafka)
+
+    def new_runner() -> ProjectionRunner[Any]:
+        return ProjectionRunner(CacheProjection(cache, settings), kafka=settings.kafka)
+
+    runner = new_runner()
     gw = Gateway(
         settings=settings, upstream=upstream_clients, cache=cache, projections={"cache": runner}
     )
     app.state.gateway = gw
     app.state.projections = gw.projections
+    app.state.rebuilders = gw.rebuilders
+    background: list[asyncio.Task[None]] = []
     app.state.limiter = RateLimiter(
         cache,
         window_s=settings.rate_limit_window_s,
@@ -54,17 +71,39 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.health_checks = _health_checks(gw)
     if settings.cache_projection_enabled:
         await runner.start()
+        rebuild = CacheRebuild(gw, new_runner)
+        gw.rebuilders["cache"] = rebuild.rebuild
+        background.append(asyncio.create_task(rebuild.watch_forever(), name="cache-rebuild"))
+        background.append(
+            asyncio.create_task(cache_group.publish_beats_forever(gw), name="cache-freshness")
+        )
     # In the background: the gateway serves (and reports the users service down) meanwhile.
-    admin = asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin")
+    background.append(asyncio.create_task(ensure_admin(gw=gw), name="ensure-admin"))
     try:
         yield
     finally:
-        admin.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await admin
-        await runner.stop()
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await gw.projections["cache"].stop()  # a rebuild may have put a fresh runner in place
         await upstream_clients.aclose()
         await redis.aclose()
+
+
+def die_with_uvicorn_supervisor() -> None:
+    """A worker of `uvicorn --workers` exits with its supervisor, even a supervisor killed by
+    SIGKILL (nothing can forward that). Otherwise orphaned workers keep the listening socket:
+    the restarted supervisor cannot bind the port, and `kill -9` of the gateway leaves it
+    answering."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return  # the supervised process itself (one worker): supervisord watches it
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != parent.pid:  # the supervisor died before the line above
+        os._exit(1)
 
 
 def _health_checks(gw: Gateway) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +36,8 @@ class Gateway:
     upstream: Upstream
     cache: Cache
     projections: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
+    # How a projection run by every gateway process is rebuilt (campus_gateway.rebuild).
+    rebuilders: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
 
 async def get_profile(*, gw: Gateway, kind: Kind, entity_id: int) -> tuple[bytes, CacheOutcome]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, status
 
 from campus_common import projection_api
 from campus_common.errors import NotFoundError
-from campus_gateway import contract
+from campus_gateway import cache_group, contract
 from campus_gateway.auth import Principal
 from campus_gateway.contract import errors
 from campus_gateway.ratelimit import RateLimiter
@@ -36,7 +36,8 @@ Subject = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Fa-f
 async def consumers(gw: Gw, admin: Admin) -> list[dict[str, Any]]:
     """Every projection: group, state, per-partition committed/end/lag, time lag, staleness."""
     local = [
-        {**await projection_api.describe(r), "service": "gateway"} for r in gw.projections.values()
+        {**await cache_group.describe(gw, await projection_api.describe(r)), "service": "gateway"}
+        for r in gw.projections.values()
     ]
     remote = await asyncio.gather(*(_remote(gw, svc, admin) for svc in PROJECTION_SERVICES))
     return local + [p for found in remote for p in found]
@@ -50,8 +51,11 @@ async def control(name: ProjectionName, action: Action, gw: Gw, admin: Admin) ->
         if action in ("pause", "resume"):
             await projection_api.set_paused(runner, action == "pause")
         else:
-            await runner.rebuild()
-        return {**await projection_api.describe(runner), "service": "gateway"}
+            rebuilder = gw.rebuilders.get(name)
+            await (rebuilder() if rebuilder else projection_api.rebuild_alone(runner))
+        # The rebuild may have put a fresh runner in place.
+        described = await projection_api.describe(gw.projections[name])
+        return {**await cache_group.describe(gw, described), "service": "gateway"}
     if name in PROJECTION_SERVICES:
         reply = await gw.upstream.call(name, "POST", f"/projections/{name}/{action}", actor=admin)
         return {**reply.json(), "service": name}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from campus_common import projection_api
-from campus_gateway import contract
+from campus_gateway import cache_group, contract
 from campus_gateway.auth import ensure_self
 from campus_gateway.cache import CacheUnavailableError
 from campus_gateway.contract import errors
@@ -98,7 +98,7 @@ async def cache_status(gw: Gw, admin: Admin) -> dict[str, Any]:
         out["redis"] = {"status": "down", "error": str(exc)}
     runner = gw.projections["cache"]
     out["projection"] = {
-        **await projection_api.describe(runner),
+        **await cache_group.describe(gw, await projection_api.describe(runner)),
         "connected": runner.consumer is not None,
     }
     return out

@@ -161,8 +161,11 @@ class Report:
 def previous_figures(
     results_dir: Path, *, quick: bool, topology: str = "single"
 ) -> dict[str, Any] | None:
-    """The newest earlier figures.json under results_dir (a run of the same kind if any) of the
-    same topology: a cluster's figures are no baseline for the single node's, nor the reverse."""
+    """The baseline for this run from the earlier figures.json under results_dir of the same
+    topology (a cluster's figures are no baseline for the single node's, nor the reverse) and
+    of the same kind when there is one: per figure, the newest earlier run that measured it (a
+    run of one module is the newest run only for that module's figures). Each figure carries
+    the `started_at` of its run; the result's `runs` lists the runs used, newest first."""
     found = []
     for path in results_dir.glob("*/figures.json"):
         try:
@@ -176,7 +179,27 @@ def previous_figures(
             if ran_on == topology:
                 found.append(data)
     same = [d for d in found if d.get("quick") == quick] or found
-    return max(same, key=lambda d: str(d.get("started_at", "")), default=None)
+    if not same:
+        return None
+    figures: dict[tuple[Any, Any], dict[str, Any]] = {}
+    runs: list[str] = []
+    for run in sorted(same, key=lambda d: str(d.get("started_at", "")), reverse=True):
+        started = str(run.get("started_at", "?"))
+        fresh = [
+            f
+            for f in run["figures"]
+            if isinstance(f, dict) and (f.get("metric"), f.get("name")) not in figures
+        ]
+        for f in fresh:
+            figures[(f.get("metric"), f.get("name"))] = {**f, "started_at": started}
+        if fresh:
+            runs.append(started)
+    return {
+        "started_at": runs[0],
+        "quick": same[0].get("quick"),
+        "runs": runs,
+        "figures": list(figures.values()),
+    }
 
 
 def before_after(previous: dict[str, Any], report: Report) -> str:
@@ -186,9 +209,10 @@ def before_after(previous: dict[str, Any], report: Report) -> str:
         for f in previous.get("figures", [])
         if isinstance(f, dict)
     }
+    runs = previous.get("runs") or [previous.get("started_at", "?")]
     lines = [
-        f"Against the run of {previous.get('started_at', '?')} "
-        f"({'quick' if previous.get('quick') else 'full'}).",
+        "Against, per figure, the newest earlier run that measured it "
+        f"({'quick' if previous.get('quick') else 'full'}): {', '.join(runs)}.",
         "",
         "| metric | figure | before | after | after / before | ratio to anchor before → after |",
         "|---|---|---|---|---|---|",

@@ -63,27 +63,35 @@ def test_report_writes_markdown_json_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "latency_m1.png").stat().st_size > 1000
 
 
-def test_before_after_compares_with_the_newest_earlier_run_of_the_same_kind(tmp_path: Path) -> None:
-    def run(day: str, started: str, quick: bool, value: float) -> None:
+def test_before_after_compares_each_figure_with_the_newest_earlier_run_that_measured_it(
+    tmp_path: Path,
+) -> None:
+    def run(day: str, started: str, quick: bool, figures: dict[str, float]) -> None:
         report = Report(quick=quick, started_at=started, machine={})
-        report.add(Figure("M4", "cached GET", value, "req/s", "bare", 1000))
+        for name, value in figures.items():
+            report.add(Figure("M4", name, value, "req/s", "bare", 1000))
         (tmp_path / day).mkdir()
         (tmp_path / day / "figures.json").write_text(json.dumps(report.to_json()))
 
-    run("old", "2026-11-01T00:00:00+00:00", True, 100)
-    run("full", "2026-11-20T00:00:00+00:00", False, 999)
-    run("new", "2026-11-10T00:00:00+00:00", True, 200)
+    run("old", "2026-11-01T00:00:00+00:00", True, {"cached GET": 100, "GET /health": 10})
+    run("full", "2026-11-20T00:00:00+00:00", False, {"cached GET": 999, "GET /health": 999})
+    run("new", "2026-11-10T00:00:00+00:00", True, {"cached GET": 200})
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "figures.json").write_text("{not json")
 
     previous = previous_figures(tmp_path, quick=True)
     assert previous is not None and previous["started_at"].startswith("2026-11-10")
+    # The newest quick run measured one figure: the older quick run is the baseline of the
+    # other, the full run of neither.
+    assert previous["runs"] == ["2026-11-10T00:00:00+00:00", "2026-11-01T00:00:00+00:00"]
 
     now = Report(quick=True, machine={})
     now.add(Figure("M4", "cached GET", 500, "req/s", "bare", 1000))
+    now.add(Figure("M4", "GET /health", 20, "req/s", "bare", 1000))
     now.add(Figure("M4", "GET /health/live", 900, "req/s", "bare", 1000))
     table = before_after(previous, now)
     assert "| M4 | cached GET | 200 req/s | 500 req/s | 2.50x | 0.2 → 0.5 |" in table
+    assert "| M4 | GET /health | 10 req/s | 20 req/s | 2.00x | 0.01 → 0.02 |" in table
     assert "| M4 | GET /health/live | — | 900 req/s | new | — |" in table
     assert previous_figures(tmp_path / "none", quick=True) is None
 

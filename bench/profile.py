@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -82,15 +82,19 @@ async def _record(pid: int, seconds: int, out: Path, fmt: str) -> None:
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-300:]}")
 
 
+def _stacks(raw: str) -> Iterator[tuple[str, int]]:
+    """(stack, samples) per line of py-spy's raw (collapsed) format."""
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():
+            yield stack, int(count)
+
+
 def shares(raw: str) -> dict[str, float]:
     """Inclusive share of samples per WATCH entry, from py-spy's raw (collapsed) stacks."""
     total = 0
     hits: Counter[str] = Counter()
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in _stacks(raw):
         total += n
         for label, needles in WATCH.items():
             if any(needle in stack for needle in needles):
@@ -101,15 +105,10 @@ def shares(raw: str) -> dict[str, float]:
 def hottest(raw: str, top: int = 3) -> list[tuple[str, float]]:
     """The frames with the largest self time (leaf of a stack), with their share of samples:
     where the process spends its cycles, the first place to look for a bottleneck."""
-    total = 0
     leaves: Counter[str] = Counter()
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
-        total += n
+    for stack, n in _stacks(raw):
         leaves[stack.rsplit(";", 1)[-1].strip()] += n
+    total = sum(leaves.values())
     return [(frame, round(n / total, 3)) for frame, n in leaves.most_common(top)] if total else []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.profile import shares
+from bench.profile import hottest, shares
 
 pytestmark = pytest.mark.unit
 
@@ -28,3 +28,17 @@ def test_shares_count_each_sample_once_per_watched_label() -> None:
     assert found["the route's own code"] == 0.5
     assert found["users service call (httpx)"] == 0.0
     assert shares("") == dict.fromkeys(found, 0.0)
+
+
+def test_hottest_ranks_leaf_frames_by_their_samples() -> None:
+    raw = "\n".join(
+        [
+            "main (a.py:1);apply (p.py:5);op (cache.py:169) 5",
+            "main (a.py:1);decode (p.py:9);op (cache.py:169) 3",
+            "main (a.py:1);decode (p.py:9) 2",
+            "garbage line",
+        ]
+    )
+    # A frame's self time adds up over every stack it ends, whoever called it.
+    assert hottest(raw, top=2) == [("op (cache.py:169)", 0.8), ("decode (p.py:9)", 0.2)]
+    assert hottest("") == []

@@ -209,29 +209,38 @@ async def rate_limit_lifted(
 
 async def projections(http: httpx.AsyncClient, token: str | None) -> dict[str, dict[str, Any]]:
     """Every projection's state from the service that runs it (graph, timeseries, and the
-    gateway's cache when an admin token is given). On the cluster topology each instance is
-    asked on its own port (through HAProxy one would answer for its own partitions only): the
-    lags are summed, the time lag and staleness the worst of the two, and a projection one
-    instance of which does not answer is left out (so nobody takes it for idle)."""
+    gateway's cache when an admin token is given). On the cluster topology each graph and
+    timeseries instance is asked on its own port (through HAProxy one would answer for its
+    own partitions only): the lags are summed, the time lag and staleness the worst of the two,
+    and a projection one instance of which does not answer is left out (so nobody takes it for
+    idle). The cache comes from the gateway's /admin/consumers, which answers for the whole
+    consumer group whichever gateway worker or instance takes the request (its /projections
+    would give that worker's partitions only)."""
     s = settings()
-    services = [svc for svc in PROJECTION_SERVICES if token or svc != "gateway"]
-    sources: list[tuple[str, str, dict[str, str]]] = []
-    for svc in services:
-        headers = {"Authorization": f"Bearer {token}"} if svc == "gateway" and token else {}
+    sources: list[tuple[str, str]] = []
+    for svc in PROJECTION_SERVICES:
+        if svc == "gateway":
+            continue
         ports = s.instance_ports(svc)
         host = getattr(s, f"{svc}_host")
         bases = [f"http://{host}:{p}" for p in ports] if ports else [url(svc)]
-        sources += [(svc, base, headers) for base in bases]
-    replies = await asyncio.gather(
-        *(http.get(f"{base}/projections", headers=h, timeout=5) for _, base, h in sources),
-        return_exceptions=True,
-    )
+        sources += [(svc, f"{base}/projections") for base in bases]
+    calls = [http.get(address, timeout=5) for _, address in sources]
+    if token:
+        sources.append(("gateway", f"{url('gateway')}/admin/consumers"))
+        calls.append(
+            http.get(sources[-1][1], headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        )
+    replies = await asyncio.gather(*calls, return_exceptions=True)
     by_name: dict[str, list[dict[str, Any]]] = {}
     silent: set[str] = set()
-    for (svc, _, _), reply in zip(sources, replies, strict=True):
+    for (svc, _), reply in zip(sources, replies, strict=True):
         if isinstance(reply, httpx.Response) and reply.status_code == 200:
             for p in reply.json():
-                by_name.setdefault(p["name"], []).append(p | {"_service": svc})
+                # /admin/consumers also relays the other services' projections: only the
+                # gateway's own is taken from it.
+                if svc != "gateway" or p.get("service") == "gateway":
+                    by_name.setdefault(p["name"], []).append(p | {"_service": svc})
         else:
             silent.add(svc)
     return {

@@ -115,7 +115,7 @@ PLAN: dict[str, Step] = {
         variants=(
             ("make demo-failure STORE=redis", (r"leaderboard \(Redis\)\s+\S\s+503",)),
             ("make demo-failure STORE=neo4j", (r"friends \(Neo4j\)\s+\S\s+503",)),
-            ("make demo-failure STORE=documents", (r"feed \(documents\)\s+\S\s+503",)),
+            ("make demo-failure STORE=documents", (r"limit=50 \(FerretDB\)\s+\S\s+503",)),
             ("make demo-failure STORE=kafka", (r"while Kafka is down: 201",)),
         ),
         expect=(r"stopped", r"every request answers again"),

@@ -194,6 +194,8 @@ def previous_figures(
             figures[(f.get("metric"), f.get("name"))] = {**f, "started_at": started}
         if fresh:
             runs.append(started)
+    if not runs:
+        return None
     return {
         "started_at": runs[0],
         "quick": same[0].get("quick"),

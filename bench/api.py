@@ -58,6 +58,7 @@ from bench.tools import (
 from campus_common import topics
 from campus_documents import repository as docs_repo
 from campus_documents.config import Settings as DocumentsSettings
+from campus_documents.service import stored_post
 from campus_gateway.cache import HOT_POSTS, LEADERBOARD, activity_key, processed_key
 from campus_gateway.config import Settings as GatewaySettings
 
@@ -438,23 +439,21 @@ async def _create_posts(b: Bench) -> Created:
 def _seed_doc(i: int, group: int, at: datetime, author: int = SEED_AUTHOR) -> dict[str, Any]:
     """A post shaped as the documents service stores it (no pending event: never relayed)."""
     oid = ObjectId()
-    return {
-        "_id": oid,
-        "author_id": author,
-        "group_id": group,
-        "type": "note",
-        "title": f"Bench post {i}",
-        "body": "Seeded for the feed benchmark. " * 10,
-        "tags": ["bench"],
-        "attachments": [],
-        "created_at": at,
-        "updated_at": at,
-        "schema_version": 1,
-        "rev": 0,
-        "deleted_at": None,
-        "idempotency_key": f"bench:{oid}",
-        "request_hash": "bench",
-    }
+    return stored_post(
+        oid=oid,
+        author_id=author,
+        group_id=group,
+        content={
+            "type": "note",
+            "title": f"Bench post {i}",
+            "body": "Seeded for the feed benchmark. " * 10,
+            "tags": ["bench"],
+            "attachments": [],
+        },
+        at=at,
+        idempotency_key=f"bench:{oid}",
+        request_hash="bench",
+    )
 
 
 async def _direct_inserts(db: Any, seconds: float) -> float:

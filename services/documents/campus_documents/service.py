@@ -174,6 +174,33 @@ def _page(docs: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]],
 # posts ---------------------------------------------------------------------------------------
 
 
+def stored_post(
+    *,
+    oid: ObjectId,
+    author_id: int,
+    group_id: int | None,
+    content: dict[str, Any],
+    at: datetime,
+    idempotency_key: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """A post as the `posts` collection stores it, before its outbox (tests and the bench write
+    posts straight into the database in this same shape)."""
+    return {
+        "_id": oid,
+        "author_id": author_id,
+        "group_id": group_id,
+        **content,
+        "created_at": at,
+        "updated_at": at,
+        "schema_version": SCHEMA_VERSION,
+        "rev": 0,
+        "deleted_at": None,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+    }
+
+
 async def create_post(
     *,
     store: Store,
@@ -200,19 +227,15 @@ async def create_post(
         raise InvalidError(f"author_id {data.author_id} does not exist")
 
     oid, at = ObjectId(), now()
-    doc: dict[str, Any] = {
-        "_id": oid,
-        "author_id": data.author_id,
-        "group_id": group_id,
-        **content,
-        "created_at": at,
-        "updated_at": at,
-        "schema_version": SCHEMA_VERSION,
-        "rev": 0,
-        "deleted_at": None,
-        "idempotency_key": key or f"auto:{oid}",
-        "request_hash": request_hash,
-    }
+    doc = stored_post(
+        oid=oid,
+        author_id=data.author_id,
+        group_id=group_id,
+        content=content,
+        at=at,
+        idempotency_key=key or f"auto:{oid}",
+        request_hash=request_hash,
+    )
     event = new_event(
         "post.created", key=str(oid), user_id=data.author_id, payload=post_payload(doc), at=at
     )

@@ -50,6 +50,10 @@ async def join(http: httpx.AsyncClient, users_url: str, *, user_id: int, group_i
     assert r.status_code == 201, r.text
 
 
+# A post's content, for posts written straight into the database (`service.stored_post`).
+NOTE: dict[str, Any] = {"type": "note", "title": "", "body": "", "tags": [], "attachments": []}
+
+
 def new_post(author_id: int, **extra: Any) -> dict[str, Any]:
     return {
         "author_id": author_id,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from docs_support import EventTail, Instance, Member, free_port, new_post
+from docs_support import NOTE, EventTail, Instance, Member, free_port, new_post
 from pymongo import AsyncMongoClient
 
 from campus_documents import service
@@ -157,23 +157,15 @@ async def test_without_a_follower_or_with_the_cache_off_every_feed_page_is_read_
     at = datetime.now(UTC)
     oid = ObjectId()
     await mongo[scratch_db].posts.insert_one(
-        {
-            "_id": oid,
-            "author_id": member.user_id,
-            "group_id": gid,
-            "type": "note",
-            "title": "Behind the service's back",
-            "body": "",
-            "tags": [],
-            "attachments": [],
-            "created_at": at,
-            "updated_at": at,
-            "schema_version": 1,
-            "rev": 0,
-            "deleted_at": None,
-            "idempotency_key": f"direct:{oid}",
-            "request_hash": "direct",
-        }
+        service.stored_post(
+            oid=oid,
+            author_id=member.user_id,
+            group_id=gid,
+            content=NOTE | {"title": "Behind the service's back"},
+            at=at,
+            idempotency_key=f"direct:{oid}",
+            request_hash="direct",
+        )
     )
     page, outcome = await feed(http, instance, gid)
     assert (ids(page)[0], outcome) == (str(oid), "bypass")

@@ -11,13 +11,21 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from docs_support import EventTail, Instance, Member, about, check_hammered, hammer_one_post
+from docs_support import (
+    NOTE,
+    EventTail,
+    Instance,
+    Member,
+    about,
+    check_hammered,
+    hammer_one_post,
+)
 from pymongo import AsyncMongoClient
 
 from campus_documents import repository as repo
 from campus_documents.locks import Leases, post_key
 from campus_documents.outbox import new_event, now
-from campus_documents.service import Store, adopt_embedded_likes
+from campus_documents.service import Store, adopt_embedded_likes, stored_post
 from tests.helpers import eventually
 
 log = logging.getLogger(__name__)
@@ -102,21 +110,15 @@ async def test_likes_kept_inside_old_posts_are_moved_once_without_new_events(
     await repo.ensure_indexes(db)
     oid, at, other = ObjectId(), now(), member.user_id + 1_000_000
     old = {
-        "_id": oid,
-        "author_id": member.user_id,
-        "group_id": member.group_id,
-        "type": "note",
-        "title": "Written before likes had documents",
-        "body": "",
-        "tags": [],
-        "attachments": [],
-        "created_at": at,
-        "updated_at": at,
-        "schema_version": 1,
-        "rev": 0,
-        "deleted_at": None,
-        "idempotency_key": f"old:{oid}",
-        "request_hash": "old",
+        **stored_post(
+            oid=oid,
+            author_id=member.user_id,
+            group_id=member.group_id,
+            content=NOTE | {"title": "Written before likes had documents"},
+            at=at,
+            idempotency_key=f"old:{oid}",
+            request_hash="old",
+        ),
         # Two likes; the second one's event was still waiting in the post's outbox.
         "meta": {"likes": 2},
         "liked_by": [member.user_id, other],

@@ -122,7 +122,12 @@ class OutboxRelay(RelayBase[Handle]):
         for event in published:
             acked.setdefault(event.group, []).append(event.handle[2])
         fetched, self._fetched = self._fetched, {}
-        for collection, docs in fetched.items():
+        # Comments and likes first: purging a deleted post removes only its settled comments
+        # and likes, so one settled after its post would stay behind for good. (Fetched in the
+        # same round as the post's delete, as every earlier write is.)
+        order = sorted(fetched, key=lambda collection: collection == repo.POSTS)
+        for collection in order:
+            docs = fetched[collection]
             settled = [(doc, acked.get((collection, doc["_id"]), [])) for doc in docs]
             if settled:
                 await self._settle(collection, settled)

@@ -15,8 +15,14 @@ from pymongo import AsyncMongoClient
 
 from campus_documents.config import Settings
 from campus_documents.relay import OutboxRelay
-from campus_documents.schemas import PostCreate
-from campus_documents.service import Store, create_post
+from campus_documents.schemas import CommentCreate, PostCreate
+from campus_documents.service import (
+    Store,
+    add_comment,
+    create_post,
+    delete_post,
+    like_post,
+)
 from campus_documents.users_client import UsersClient
 from tests.conftest import StackSettings
 from tests.helpers import eventually
@@ -205,3 +211,63 @@ async def test_a_crash_between_publish_and_clear_republishes_the_same_event_id(
     assert len(both) == 2 and both[0].id == both[1].id == first[0].id  # consumers dedupe by id
     doc = await db.posts.find_one({"_id": ObjectId(post.id)})
     assert doc is not None and (doc["pending"], doc["outbox"]) == (False, [])
+
+
+async def test_one_round_with_a_delete_purges_the_post_its_comments_and_likes(
+    stack: StackSettings,
+    member: Member,
+    make_member: Callable[..., Awaitable[Member]],
+    scratch_topic: tuple[str, EventTail],
+    scratch_db: str,
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    # Written before any relay round: the post's delete and its comment's and like's events
+    # are all settled in the same round, whatever order the collections are read in.
+    topic, events = scratch_topic
+    db = mongo[scratch_db]
+    fan = await make_member(member.group_id)
+    users = UsersClient(
+        httpx.AsyncClient(
+            base_url=stack.service_url("users"), timeout=5, auth=stack.operator_auth()
+        )
+    )
+    store = Store(db=db)
+    try:
+        post, _ = await create_post(
+            store=store,
+            users=users,
+            data=PostCreate(**new_post(member.user_id)),
+            group_id=member.group_id,
+            idempotency_key=None,
+        )
+        await add_comment(
+            store=store,
+            users=users,
+            post_id=post.id,
+            data=CommentCreate(author_id=fan.user_id, body="Same question!"),
+            idempotency_key=None,
+        )
+        await like_post(store=store, users=users, post_id=post.id, user_id=fan.user_id)
+        await delete_post(store=store, post_id=post.id, actor=member.user_id)
+    finally:
+        await users.http.aclose()
+
+    relay = OutboxRelay(db=db, kafka=stack.kafka, topic=topic)
+    await relay.connect()
+    try:
+        assert await relay.run_once() == 4
+    finally:
+        await relay.stop()
+    got = await events.wait_for(about(post.id), count=4, settle=1.0)
+    assert sorted(e.type for e in got) == [
+        "comment.created",
+        "post.created",
+        "post.deleted",
+        "post.liked",
+    ]
+    oid = ObjectId(post.id)
+    left = {
+        name: await db[name].count_documents({"_id": oid} if name == "posts" else {"post_id": oid})
+        for name in ("posts", "comments", "likes")
+    }
+    assert left == {"posts": 0, "comments": 0, "likes": 0}

@@ -7,9 +7,10 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The report section naming the topology a run measured (absent before the cluster topology).
 TOPOLOGY = "Topology"
+# Every figure of a full run is the median of this many repetitions of its timed phase (the
+# setup it measures against, seeding included, runs once); a quick run repeats once.
+REPS = 3
+
+
+def reps(*, quick: bool) -> int:
+    """How many times a benchmark repeats each timed phase in this kind of run."""
+    return 1 if quick else REPS
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -59,12 +68,56 @@ class Figure:
     target: str | None = None
     met: bool | None = None
     note: str = ""
+    # Each repetition's value and anchor value (`value`, `anchor_value`: their medians).
+    runs: list[float] = field(default_factory=list)
+    anchor_runs: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
         if self.anchor_value in (None, 0):
             return None
         return round(self.value / self.anchor_value, 3)
+
+    @classmethod
+    def median_of(
+        cls,
+        metric: str,
+        name: str,
+        runs: Sequence[float],
+        unit: str,
+        anchor_name: str | None = None,
+        anchor_runs: Sequence[float] | None = None,
+        target: str | None = None,
+        *,
+        met: Callable[[float, float | None], bool] | None = None,
+        note: str = "",
+        digits: int = 2,
+    ) -> Figure:
+        """The median of the repetitions `runs` (and of the anchor's), with every run kept;
+        `met(value, anchor_value)` judges the medians against the target."""
+        if not runs:
+            raise ValueError(f"{metric} {name}: no repetition")
+        value = round(statistics.median(runs), digits)
+        anchor = round(statistics.median(anchor_runs), digits) if anchor_runs else None
+        return cls(
+            metric,
+            name,
+            value,
+            unit,
+            anchor_name,
+            anchor,
+            target,
+            None if met is None else met(value, anchor),
+            note,
+            [round(r, digits) for r in runs],
+            [round(r, digits) for r in anchor_runs or []],
+        )
+
+    def spread(self, runs: Sequence[float]) -> str:
+        """ " (min .., max .., n=..)" after a median of more than one run, else nothing."""
+        if len(runs) < 2:
+            return ""
+        return f" (min {min(runs):g}, max {max(runs):g}, n={len(runs)})"
 
 
 @dataclass
@@ -101,7 +154,8 @@ class Report:
             "",
             f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
             f"{'quick run' if self.quick else 'full run'}. "
-            "Ratios are value / anchor from the same run.",
+            "Ratios are value / anchor from the same run. A value with a range in brackets "
+            "is the median of n repetitions.",
             "",
             "| metric | figure | value | anchor | anchor value | ratio | target | met |",
             "|---|---|---|---|---|---|---|---|",
@@ -109,9 +163,11 @@ class Report:
         for f in self.figures:
             anchor = f.anchor_name or "—"
             av = "—" if f.anchor_value is None else f"{f.anchor_value:g} {f.unit}"
+            av += f.spread(f.anchor_runs) if f.anchor_value is not None else ""
             met = "—" if f.met is None else ("yes" if f.met else "**no**")
             lines.append(
-                f"| {f.metric} | {f.name} | {f.value:g} {f.unit} | {anchor} | {av} | "
+                f"| {f.metric} | {f.name} | {f.value:g} {f.unit}{f.spread(f.runs)} | "
+                f"{anchor} | {av} | "
                 f"{f.ratio if f.ratio is not None else '—'} | {f.target or '—'} | {met} |"
             )
         notes = [f for f in self.figures if f.note]

@@ -47,6 +47,34 @@ def test_figure_ratio_against_its_anchor() -> None:
     assert Figure("M4", "cached", 1500, "req/s", "bare", 0).ratio is None
 
 
+def test_a_repeated_figure_is_the_median_of_its_runs_with_the_spread(tmp_path: Path) -> None:
+    f = Figure.median_of(
+        "M4",
+        "posts/s",
+        [190.0, 170.0, 210.0],
+        "posts/s",
+        "insert_one",
+        [800.0, 900.0, 850.0],
+        "≥ 50 %",
+        met=lambda value, anchor: anchor is not None and value >= 0.5 * anchor,
+    )
+    assert (f.value, f.anchor_value, f.ratio, f.met) == (190.0, 850.0, 0.224, False)
+    assert f.runs == [190.0, 170.0, 210.0] and f.anchor_runs == [800.0, 900.0, 850.0]
+    single = Figure.median_of("M3", "records/s", [5.0], "records/s")
+    assert (single.value, single.anchor_value, single.met) == (5.0, None, None)
+    with pytest.raises(ValueError):
+        Figure.median_of("M3", "records/s", [], "records/s")
+    report = Report(quick=False)
+    report.add(f)
+    report.add(single)
+    text = report.write(tmp_path).read_text()
+    assert "| 190 posts/s (min 170, max 210, n=3) | insert_one |" in text
+    assert "| 850 posts/s (min 800, max 900, n=3) | 0.224 |" in text
+    assert "| 5 records/s | — | — |" in text  # one run: no range
+    saved = json.loads((tmp_path / "figures.json").read_text())["figures"][0]
+    assert saved["runs"] == [190.0, 170.0, 210.0]
+
+
 def test_report_writes_markdown_json_and_plots(tmp_path: Path) -> None:
     report = Report(quick=True)
     report.add(Figure("M1", "commit to Kafka p99", 12.5, "ms", "none", None, "≤ 250 ms", True))

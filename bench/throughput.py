@@ -7,8 +7,12 @@ Debezium) is sampled every second, so the report shows whether it stays flat. Th
 the same INSERT loop, same duration, into a copy of the table in campus_bench (no publication,
 no slot).
 
-Afterwards the bench rows are deleted again and every trace they left downstream removed (the
-graph's tombstones, the cache's tombstone entries, the events), once the projections caught up.
+A full run alternates three 20 s runs of the anchor with three 100 s runs with CDC; every
+figure is the median of its three repetitions.
+
+After each repetition the bench rows are deleted again and every trace they left downstream
+removed (the graph's tombstones, the cache's tombstone entries, the events), once the
+projections caught up.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import asyncpg
 import orjson
 
 from bench import fixtures
-from bench.core import Figure, Report, cpu_by_component, percentile
+from bench.core import Figure, Report, cpu_by_component, percentile, reps
 from bench.env import settings
 from bench.tools import notes, slope
 from campus_common import topics
@@ -268,111 +272,200 @@ def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float
     return {k: max(after[k] - before.get(k, 0.0), 0.0) for k in after}
 
 
+@dataclass
+class CdcRun:
+    """One repetition with CDC on: the INSERTs, what reached Kafka, the slot's samples."""
+
+    inserted: Inserted
+    arrivals: Arrivals
+    slot: SlotSamples
+    start: float
+    end: float
+
+    @property
+    def delivered(self) -> float:
+        """Changes/s from the first commit to the last change's arrival."""
+        seconds = (self.arrivals.last_at - self.start) if self.arrivals.count else 0.0
+        return self.arrivals.count / seconds if seconds > 0 else 0.0
+
+    @property
+    def missing(self) -> int:
+        return self.inserted.commits - self.arrivals.count
+
+    @property
+    def lag_during(self) -> list[tuple[float, int]]:
+        return [(t, lag) for t, lag, _ in self.slot if self.start <= t <= self.end]
+
+
+async def _idle(drain_s: float) -> bool:
+    """Wait until the projections have caught up (the previous repetition's deletes)."""
+    async with fixtures.http_client() as http:
+        try:
+            token: str | None = await fixtures.admin_token(http)
+        except Exception:
+            token = None
+        names = ["graph", "timeseries", "cache"] if token else ["graph", "timeseries"]
+        return await fixtures.wait_idle(http, token, names, timeout_s=drain_s)
+
+
 async def run(report: Report, *, quick: bool) -> None:
-    duration_s = 20.0 if quick else 300.0
+    n = reps(quick=quick)
+    # A full run inserts for 300 s with CDC and 60 s without in all, in n alternating
+    # repetitions. Without CDC nothing accumulates, so the anchor's rate is flat after seconds.
+    duration_s, anchor_s = (20.0, 20.0) if quick else (300.0 / n, 60.0 / n)
     drain_s = 90.0 if quick else 300.0
-    # Without CDC nothing accumulates, so the anchor's rate is flat after seconds: a minute of
-    # it in the full run keeps the whole suite within its 25 minutes.
-    cpu_start = _cpu()
-    anchor = await _anchor(min(duration_s, 60.0))
-    cpu_anchor = _spent(cpu_start, _cpu())
-    since = datetime.now(UTC)
-    cpu_start = _cpu()
-    inserted, arrivals, slot, start, end = await _with_cdc(duration_s, drain_s)
-    cpu_cdc = _spent(cpu_start, _cpu())
-    try:
-        _report(report, anchor, inserted, arrivals, slot, start, end, duration_s)
-        report.sections["M2 where the CPU went"] = (
-            "CPU time (user + system, children included) of every component over each phase "
-            "(the CDC phase until every change reached Kafka, so it includes the projections "
-            "applying them), per commit. Both phases run on the same two cores: the commits/s "
-            "the writers reach is bounded by what every other process on them takes.\n\n"
-            + _cpu_table(cpu_anchor, cpu_cdc, anchor, inserted)
-        )
-        if text := notes(report.figures, "M2"):
-            report.sections["M2 notes"] = text
-    finally:
+    anchors: list[Inserted] = []
+    runs: list[CdcRun] = []
+    cpu_anchor: dict[str, float] = {}
+    cpu_cdc: dict[str, float] = {}
+    busy = 0
+    for _ in range(n):
+        # Each repetition starts with the projections idle and no bench group left (the
+        # previous one's clean-up deleted them): the same state as the first.
+        busy += not await _idle(drain_s)
+        cpu_start = _cpu()
+        anchors.append(await _anchor(anchor_s))
+        _add(cpu_anchor, _spent(cpu_start, _cpu()))
+        since = datetime.now(UTC)
+        cpu_start = _cpu()
+        inserted, arrivals, slot, start, end = await _with_cdc(duration_s, drain_s)
+        _add(cpu_cdc, _spent(cpu_start, _cpu()))
+        runs.append(CdcRun(inserted, arrivals, slot, start, end))
         await _clean_up(inserted.ids, since, drain_s, report)
+    _report(report, anchors, runs, duration_s=duration_s * n, anchor_s=anchor_s)
+    if busy:
+        section = "M2 sustained CDC throughput"
+        report.sections[section] = report.sections.get(section, "") + (
+            f" {busy} of {n} repetitions started before the projections were idle (waited "
+            f"{drain_s:g} s)."
+        )
+    report.sections["M2 where the CPU went"] = (
+        "CPU time (user + system, children included) of every component over each phase "
+        "(the CDC phase until every change reached Kafka, so it includes the projections "
+        "applying them), per commit, over every repetition. Both phases run on the same two "
+        "cores: the commits/s the writers reach is bounded by what every other process on them "
+        "takes.\n\n"
+        + _cpu_table(cpu_anchor, cpu_cdc, _total(anchors), _total([r.inserted for r in runs]))
+    )
+    if text := notes(report.figures, "M2"):
+        report.sections["M2 notes"] = text
+
+
+def _add(total: dict[str, float], spent: dict[str, float]) -> None:
+    for name, seconds in spent.items():
+        total[name] = total.get(name, 0.0) + seconds
+
+
+def _total(phases: list[Inserted]) -> Inserted:
+    return Inserted(commits=sum(p.commits for p in phases), seconds=sum(p.seconds for p in phases))
 
 
 def _report(
     report: Report,
-    anchor: Inserted,
-    inserted: Inserted,
-    arrivals: Arrivals,
-    slot: SlotSamples,
-    start: float,
-    end: float,
+    anchors: list[Inserted],
+    runs: list[CdcRun],
+    *,
     duration_s: float,
+    anchor_s: float,
 ) -> None:
-    delivered_s = (arrivals.last_at - start) if arrivals.count else 0.0
-    delivered = arrivals.count / delivered_s if delivered_s > 0 else 0.0
-    missing = inserted.commits - arrivals.count
+    """M2's figures, each the median of the repetitions'; `duration_s` is the inserting of all
+    of them together (the figure's name)."""
+    n = len(runs)
+    missing = sum(r.missing for r in runs)
+    commits = sum(r.inserted.commits for r in runs)
+    anchor_len = f"{n} x {anchor_s:g} s" if n > 1 else f"{anchor_s:g} s"
     report.add(
-        Figure(
+        Figure.median_of(
             "M2",
             f"CDC changes/s delivered to Kafka, {CONNECTIONS} connections inserting flat out "
             f"for {duration_s:g} s",
-            round(delivered),
+            [r.delivered for r in runs],
             "changes/s",
-            f"single-row INSERT commits/s, no CDC (campus_bench, {anchor.seconds:.0f} s)",
-            round(anchor.rate),
+            f"single-row INSERT commits/s, no CDC (campus_bench, {anchor_len})",
+            [a.rate for a in anchors],
             "≥ 80 % of the anchor or ≥ 2,000/s",
-            delivered >= 0.8 * anchor.rate or delivered >= 2000,
-            note=f"{missing:,} of {inserted.commits:,} changes never arrived" if missing else "",
+            met=lambda value, anchor: (
+                (anchor is not None and value >= 0.8 * anchor) or value >= 2000
+            ),
+            note=f"{missing:,} of {commits:,} changes never arrived" if missing else "",
+            digits=0,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M2",
             "INSERT commits/s into `groups` with CDC on",
-            round(inserted.rate),
+            [r.inserted.rate for r in runs],
             "commits/s",
             "the same INSERTs, no CDC",
-            round(anchor.rate),
+            [a.rate for a in anchors],
+            digits=0,
         )
     )
-    during = [(t, lag) for t, lag, _ in slot if start <= t <= end]
-    if during:
-        lags = [lag for _, lag in during]
-        median = percentile(lags, 50)
-        at_end = during[-1][1]
-        flat = at_end <= max(2 * median, 1 << 20)
-        grow = slope([(t - start, float(lag)) for t, lag in during])
+    sampled = [r for r in runs if r.lag_during]
+    if sampled:
+        trends = ", ".join(
+            f"{slope([(t - r.start, float(lag)) for t, lag in r.lag_during]) / 1024:+.0f}"
+            for r in sampled
+        )
+        peaks = ", ".join(f"{max(lag for _, lag in r.lag_during) / 1024:.0f}" for r in sampled)
+        each = " (per repetition)" if len(sampled) > 1 else ""
         report.add(
-            Figure(
+            Figure.median_of(
                 "M2",
                 "replication slot lag at the end of the writes",
-                round(at_end / 1024),
+                [r.lag_during[-1][1] / 1024 for r in sampled],
                 "KiB",
                 "its median during the writes",
-                round(median / 1024),
+                [percentile([lag for _, lag in r.lag_during], 50) / 1024 for r in sampled],
                 "flat (≤ 2x median, or ≤ 1 MiB)",
-                flat,
-                note=f"trend {grow / 1024:+.0f} KiB/s, max {max(lags) / 1024:.0f} KiB",
+                met=lambda value, anchor: value <= max(2 * (anchor or 0.0), 1024),
+                note=f"trend {trends} KiB/s, max {peaks} KiB{each}",
+                digits=0,
             )
         )
-        wal_rate = (slot[-1][2] - slot[0][2]) / max(slot[-1][0] - slot[0][0], 1e-9)
-        tail_s = max(arrivals.last_at - end, 0.0)
+        tails = [max(r.arrivals.last_at - r.end, 0.0) for r in runs]
+        wal = ", ".join(
+            f"{(r.slot[-1][2] - r.slot[0][2]) / max(r.slot[-1][0] - r.slot[0][0], 1e-9) / 1024:.0f}"
+            for r in runs
+            if r.slot
+        )
         kept_pace = (
             ": Debezium kept pace with the writers, so the delivered rate is the insert rate, "
             "which the CDC pipeline (Connect, Kafka and three projections on the same cores) "
             "holds below the anchor's"
-            if tail_s < 2 and not missing
+            if max(tails) < 2 and not missing
+            else ""
+        )
+        repeated = (
+            f"{n} repetitions of {duration_s / n:g} s with CDC, each after {anchor_s:g} s of "
+            "the same INSERTs without it (interleaved, so drift hits both); every figure is "
+            "the median of the repetitions' (min and max beside it), the slot lag's too "
+            "(each repetition's value at the end of its writes against its own median). "
+            "Before each repetition the previous one's bench groups are deleted and the "
+            "projections have caught up with the deletes. "
+            if n > 1
             else ""
         )
         report.sections["M2 sustained CDC throughput"] = (
-            f"{inserted.commits:,} single-row commits in {inserted.seconds:.1f} s; the last "
-            f"change reached Kafka {tail_s:.1f} s after the last commit"
-            f"{kept_pace}. "
-            f"WAL written during the sampling: {wal_rate / 1024:.0f} KiB/s. Debezium confirms "
+            f"{repeated}"
+            + ", ".join(f"{r.inserted.commits:,}" for r in runs)
+            + " single-row commits in "
+            + ", ".join(f"{r.inserted.seconds:.1f}" for r in runs)
+            + " s; the last change reached Kafka "
+            + ", ".join(f"{t:.1f}" for t in tails)
+            + f" s after the last commit{kept_pace}. "
+            f"WAL written during the sampling: {wal} KiB/s. Debezium confirms "
             "its position once a second (offset.flush.interval.ms), so a lag of about one "
             "second of WAL is the floor, not a backlog. Plots: `m2_slot_lag_kib` (one sample "
-            "per second, writes start after the first two) and `m2_changes_per_s`."
+            "per second, writes start after the first two; the repetitions one after the "
+            "other) and `m2_changes_per_s`."
         )
-    report.series["m2_slot_lag_kib"] = [lag / 1024 for _, lag, _ in slot]
-    if arrivals.per_second:
-        first, last = min(arrivals.per_second), max(arrivals.per_second)
-        report.series["m2_changes_per_s"] = [
-            float(arrivals.per_second.get(s, 0)) for s in range(first, last + 1)
-        ]
+    report.series["m2_slot_lag_kib"] = [lag / 1024 for r in runs for _, lag, _ in r.slot]
+    per_second = []
+    for r in runs:
+        if r.arrivals.per_second:
+            first, last = min(r.arrivals.per_second), max(r.arrivals.per_second)
+            per_second += [float(r.arrivals.per_second.get(s, 0)) for s in range(first, last + 1)]
+    if per_second:
+        report.series["m2_changes_per_s"] = per_second

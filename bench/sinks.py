@@ -574,9 +574,13 @@ async def run(report: Report, *, quick: bool) -> None:
     )
     section = "M7 sink writes: how they were measured"
     report.sections[section] = (
-        f"Every M7 figure is the median of {n} repetition{'s' if n > 1 else ''} of its timed "
-        "phase, each measuring the figure and then its anchor; min and max beside it. M7 rows: "
-        "decode + apply of the projection classes called batch by batch in this "
+        (
+            f"Every M7 figure is the median of {n} repetitions of its timed phase, each "
+            "measuring the figure and then its anchor; min and max beside it. "
+            if n > 1
+            else "One run of each timed phase, the figure and then its anchor. "
+        )
+        + "M7 rows: decode + apply of the projection classes called batch by batch in this "
         "process (no Kafka), beside the direct write of the same data (Neo4j: one UNWIND MERGE "
         f"transaction per {GRAPH_BATCH} relationships; PostgreSQL: one binary COPY of all rows). "
         "The graph projection also checks tombstones and LSNs per row; the timeseries one "

@@ -1,4 +1,8 @@
-"""M3: our consumer base (no-op handler) against a bare aiokafka getmany loop, same topic."""
+"""M3: our consumer base (no-op handler) against a bare aiokafka getmany loop, same topic.
+
+The topic is filled once; each repetition reads all of it from the start again, in a fresh
+consumer group for each reader (the bare loop and the runner alternate which goes first).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.core import Figure, Report
+from bench.core import Figure, Report, reps
 from bench.env import settings
 from bench.fixtures import drop_leftover_topics, drop_topics
 from campus_common import topics
@@ -88,25 +92,45 @@ async def _runner(topic: str, n: int) -> float:
 
 async def run(report: Report, *, quick: bool) -> None:
     n = 100_000 if quick else 500_000
+    repetitions = reps(quick=quick)
     # Runs before this fix named their dead-letter topic after the no-op projection.
     await drop_leftover_topics(topics.dead_letter("bench-noop-"))
     topic = f"bench.consumer.{uuid.uuid4().hex[:6]}"
     await ensure_topics(settings().kafka, [topic])
     await _fill(topic, n)
+    bare: list[float] = []
+    ours: list[float] = []
     try:
-        bare = await _bare(topic, n)
-        ours = await _runner(topic, n)
+        for rep in range(repetitions):
+            # A fresh group per read starts at the earliest offset: every repetition reads the
+            # same records. Alternate which reader goes first so drift (and the page cache)
+            # does not always favour the same one.
+            if rep % 2 == 0:
+                bare.append(await _bare(topic, n))
+                ours.append(await _runner(topic, n))
+            else:
+                ours.append(await _runner(topic, n))
+                bare.append(await _bare(topic, n))
     finally:
         await drop_topics([topic])
     report.add(
-        Figure(
+        Figure.median_of(
             "M3",
             f"consumer base, no-op handler ({n:,} records)",
-            round(ours),
+            ours,
             "records/s",
             "bare aiokafka getmany + commit",
-            round(bare),
+            bare,
             "≥ 70 % of bare",
-            ours >= 0.7 * bare,
+            met=lambda value, anchor: anchor is not None and value >= 0.7 * anchor,
+            digits=0,
         )
+    )
+    report.sections["M3 how the consumer was measured"] = (
+        f"{n:,} records of ~170 bytes written once to a bench topic; "
+        f"{repetitions} repetition{'s' if repetitions > 1 else ''}, each reading all of them "
+        "from the earliest offset in a fresh consumer group, once with the consumer base "
+        "(ProjectionRunner, no-op handler, batches of 1000) and once with a bare aiokafka "
+        "getmany loop committing after every batch, alternating which reads first. The figure "
+        "is the median records/s of the repetitions."
     )

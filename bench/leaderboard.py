@@ -12,6 +12,11 @@ leaderboard and analytics, so the gateway's own `CacheProjection` class runs in 
 against the real Redis, on logical database 15 (nothing else uses it): it decodes and applies
 `post.liked` events exactly as in the gateway (the Lua dedupe marker, ZINCRBY, the hot-posts
 boost, the group's activity list). Anchor: the real redis-benchmark binary doing ZINCRBY.
+
+Repetitions. The bench members, the PostgreSQL tables and the warm-up happen once; then every
+timed phase (the reads, the UPDATE loop, redis-benchmark, the projection, the pipelined
+ZINCRBY) runs once per repetition, each beside its anchor, and each figure is the median of
+the repetitions. The flame graph of the projection is taken once afterwards, untimed.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -30,9 +36,9 @@ from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from bench import fixtures, profile
-from bench.core import Figure, Report, percentile
+from bench.core import Figure, Report, percentile, reps
 from bench.env import settings
-from bench.tools import redis_benchmark
+from bench.tools import RedisBenchResult, redis_benchmark
 from campus_common import topics
 from campus_common.consumer import Delivered
 from campus_common.events import ChangeRecord, Event
@@ -69,96 +75,40 @@ async def _timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
     return out
 
 
-async def _gateway_top10(report: Report, requests: int) -> dict[str, list[float]]:
-    redis = fixtures.redis_client()
-    members: list[str] = []
-    try:
-        real_above = await redis.zcount(LEADERBOARD, 0, "+inf")
-        members = await _seed(redis)
-        size = await redis.zcard(LEADERBOARD)
-        async with fixtures.http_client() as http:
-            token = await fixtures.admin_token(http)
-            async with fixtures.rate_limit_lifted(http, token, ttl_s=600):
-                lb_url = f"{fixtures.url('gateway')}/recommendations/leaderboard"
-
-                async def gateway() -> None:
-                    resp = await http.get(lb_url, params={"limit": 10})
-                    if resp.status_code != 200:
-                        raise RuntimeError(f"leaderboard: {resp.status_code} {resp.text[:200]}")
-
-                async def direct() -> None:
-                    await redis.zrevrange(LEADERBOARD, 0, 9, withscores=True)
-
-                await _timed(50, gateway)  # warm the pools and the cached names
-                gw = await _timed(requests, gateway)
-                raw = await _timed(requests, direct)
-    finally:
-        await _unseed(redis, members)
-        await redis.aclose()
-    if real_above < 10:
-        report.sections["M5 note"] = (
-            f"Only {real_above} real users have points, so bench members (unnamed) filled the "
-            "rest of the top 10 during the run and the gateway looked their names up each time."
-        )
-    report.sections["M5 leaderboard size"] = (
-        f"`{LEADERBOARD}` held {size:,} members during the top-10 run "
-        f"({MEMBERS:,} bench members with negative scores, removed afterwards)."
-    )
-    return {"gateway": gw, "redis": raw}
-
-
-@dataclass
-class PgLeaderboard:
-    select: list[float]  # top 10 with the index on points
-    select_plain: list[float]  # top 10 on the brief's table: primary key only
-    updates_per_s: float
-    plan: str
-    plan_plain: str
-
-
 TOP10 = "SELECT user_id, points FROM {table} ORDER BY points DESC, user_id LIMIT 10"
+INDEXED = TOP10.format(table="bench_leaderboard")
+PLAIN = TOP10.format(table="bench_leaderboard_plain")
 
 
-async def _postgres(requests: int, update_s: float) -> PgLeaderboard:
-    await fixtures.ensure_bench_db()
-    dsn = settings().superuser_dsn("campus_bench")
-    conn = await asyncpg.connect(dsn)
-    try:
-        if await conn.fetchval("SELECT to_regclass('bench_leaderboard_plain') IS NULL") or (
-            await conn.fetchval("SELECT count(*) FROM bench_leaderboard") != MEMBERS
-        ):
-            await conn.execute("""
-                DROP TABLE IF EXISTS bench_leaderboard, bench_leaderboard_plain;
-                CREATE TABLE bench_leaderboard (user_id bigint PRIMARY KEY, points bigint NOT NULL);
-            """)
-            rng = random.Random(5)
-            await conn.copy_records_to_table(
-                "bench_leaderboard",
-                records=[(i, rng.randint(0, 10_000)) for i in range(1, MEMBERS + 1)],
-            )
-            await conn.execute("""
-                CREATE INDEX bench_leaderboard_points_idx
-                    ON bench_leaderboard (points DESC, user_id);
-                CREATE TABLE bench_leaderboard_plain AS SELECT * FROM bench_leaderboard;
-                ALTER TABLE bench_leaderboard_plain ADD PRIMARY KEY (user_id);
-                ANALYZE bench_leaderboard; ANALYZE bench_leaderboard_plain;
-            """)
-        indexed = TOP10.format(table="bench_leaderboard")
-        plain = TOP10.format(table="bench_leaderboard_plain")
-        await _timed(50, lambda: conn.fetch(indexed))
-        select = await _timed(requests, lambda: conn.fetch(indexed))
-        await _timed(5, lambda: conn.fetch(plain))
-        select_plain = await _timed(max(requests // 3, 50), lambda: conn.fetch(plain))
-        plans = []
-        for query in (indexed, plain):
-            rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + query)
-            plans.append("\n".join(r[0] for r in rows))
-    finally:
-        await conn.close()
+async def _postgres_tables(conn: asyncpg.Connection) -> None:
+    """The brief's 100k-row leaderboard in campus_bench, with and without an index on points
+    (kept across runs of the same size)."""
+    if await conn.fetchval("SELECT to_regclass('bench_leaderboard_plain') IS NULL") or (
+        await conn.fetchval("SELECT count(*) FROM bench_leaderboard") != MEMBERS
+    ):
+        await conn.execute("""
+            DROP TABLE IF EXISTS bench_leaderboard, bench_leaderboard_plain;
+            CREATE TABLE bench_leaderboard (user_id bigint PRIMARY KEY, points bigint NOT NULL);
+        """)
+        rng = random.Random(5)
+        await conn.copy_records_to_table(
+            "bench_leaderboard",
+            records=[(i, rng.randint(0, 10_000)) for i in range(1, MEMBERS + 1)],
+        )
+        await conn.execute("""
+            CREATE INDEX bench_leaderboard_points_idx
+                ON bench_leaderboard (points DESC, user_id);
+            CREATE TABLE bench_leaderboard_plain AS SELECT * FROM bench_leaderboard;
+            ALTER TABLE bench_leaderboard_plain ADD PRIMARY KEY (user_id);
+            ANALYZE bench_leaderboard; ANALYZE bench_leaderboard_plain;
+        """)
 
+
+async def _pg_updates(dsn: str, seconds: float) -> float:
+    """UPDATE points = points + 1 on random rows from 4 connections for `seconds`: updates/s."""
     conns = [await asyncpg.connect(dsn) for _ in range(4)]
     done = 0
-    deadline = time.monotonic() + update_s
+    deadline = time.monotonic() + seconds
 
     async def loop(c: asyncpg.Connection, seed: int) -> None:
         nonlocal done
@@ -176,9 +126,57 @@ async def _postgres(requests: int, update_s: float) -> PgLeaderboard:
     finally:
         for c in conns:
             await c.close()
-    return PgLeaderboard(
-        select, select_plain, done / (time.monotonic() - started), plans[0], plans[1]
+    return done / (time.monotonic() - started)
+
+
+async def _zincrby_benchmark() -> RedisBenchResult:
+    """The real redis-benchmark doing ZINCRBY on a bench key of database 15, then dropped."""
+    s = settings()
+    result = await redis_benchmark(
+        host=s.redis_host,
+        port=s.redis_port,
+        password=s.redis_password.get_secret_value(),
+        requests=100_000,
+        clients=50,
+        args=[
+            "--dbnum",
+            str(fixtures.BENCH_REDIS_DB),
+            "-r",
+            str(MEMBERS),
+            "ZINCRBY",
+            ZINCRBY_KEY,
+            "1",
+            "__rand_int__",
+        ],
     )
+    bench_redis = fixtures.redis_client(fixtures.BENCH_REDIS_DB)
+    try:
+        await bench_redis.delete(ZINCRBY_KEY)
+    finally:
+        await bench_redis.aclose()
+    return result
+
+
+@dataclass
+class Rep:
+    """One repetition of every timed phase (latencies in seconds)."""
+
+    gateway: list[float] = field(default_factory=list)
+    redis: list[float] = field(default_factory=list)
+    select: list[float] = field(default_factory=list)  # top 10 with the index on points
+    select_plain: list[float] = field(default_factory=list)  # the brief's table: pk only
+    pg_updates_per_s: float = 0.0
+    zincrby: RedisBenchResult | None = None
+    through: float = 0.0  # events/s through the cache projection
+    decode_share: float = 0.0
+    pipelined: float = 0.0
+
+    def ms(self, which: str, q: float) -> float:
+        return percentile([x * 1000 for x in getattr(self, which)], q)
+
+    @property
+    def zincrby_per_s(self) -> float:
+        return self.zincrby.requests_per_s if self.zincrby else 0.0
 
 
 def _events(n: int) -> list[bytes]:
@@ -260,34 +258,61 @@ async def _projection(n: int) -> tuple[float, float, float]:
 async def run(report: Report, *, quick: bool) -> None:
     requests = 300 if quick else 2000
     events = 20_000 if quick else 100_000
-    top = await _gateway_top10(report, requests)
-    pg = await _postgres(requests, 5.0 if quick else 20.0)
-    s = settings()
-    zincrby = await redis_benchmark(
-        host=s.redis_host,
-        port=s.redis_port,
-        password=s.redis_password.get_secret_value(),
-        requests=100_000,
-        clients=50,
-        args=[
-            "--dbnum",
-            str(fixtures.BENCH_REDIS_DB),
-            "-r",
-            str(MEMBERS),
-            "ZINCRBY",
-            ZINCRBY_KEY,
-            "1",
-            "__rand_int__",
-        ],
-    )
-    bench_redis = fixtures.redis_client(fixtures.BENCH_REDIS_DB)
+    # Each repetition's UPDATE loop: 20 s in a single full run before the repetitions.
+    update_s = 5.0 if quick else 10.0
+    repetitions = reps(quick=quick)
+    await fixtures.ensure_bench_db()
+    dsn = settings().superuser_dsn("campus_bench")
+    conn = await asyncpg.connect(dsn)
+    redis = fixtures.redis_client()
+    members: list[str] = []
+    runs: list[Rep] = []
     try:
-        await bench_redis.delete(ZINCRBY_KEY)
+        await _postgres_tables(conn)
+        real_above = await redis.zcount(LEADERBOARD, 0, "+inf")
+        members = await _seed(redis)
+        size = await redis.zcard(LEADERBOARD)
+        async with fixtures.http_client() as http:
+            token = await fixtures.admin_token(http)
+            # Long enough for every repetition; removed on the way out.
+            async with fixtures.rate_limit_lifted(http, token, ttl_s=1800):
+                lb_url = f"{fixtures.url('gateway')}/recommendations/leaderboard"
+
+                async def gateway() -> None:
+                    resp = await http.get(lb_url, params={"limit": 10})
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"leaderboard: {resp.status_code} {resp.text[:200]}")
+
+                async def direct() -> None:
+                    await redis.zrevrange(LEADERBOARD, 0, 9, withscores=True)
+
+                # Warm the pools, the cached names and the plans, untimed.
+                await _timed(50, gateway)
+                await _timed(50, lambda: conn.fetch(INDEXED))
+                await _timed(5, lambda: conn.fetch(PLAIN))
+                for _ in range(repetitions):
+                    rep = Rep()
+                    rep.gateway = await _timed(requests, gateway)
+                    rep.redis = await _timed(requests, direct)
+                    rep.select = await _timed(requests, lambda: conn.fetch(INDEXED))
+                    rep.select_plain = await _timed(
+                        max(requests // 3, 50), lambda: conn.fetch(PLAIN)
+                    )
+                    rep.pg_updates_per_s = await _pg_updates(dsn, update_s)
+                    rep.zincrby = await _zincrby_benchmark()
+                    rep.through, rep.decode_share, rep.pipelined = await _projection(events)
+                    runs.append(rep)
+        plans = []
+        for query in (INDEXED, PLAIN):
+            rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + query)
+            plans.append("\n".join(r[0] for r in rows))
     finally:
-        await bench_redis.aclose()
-    through, decode_share, pipelined = await _projection(events)
+        await _unseed(redis, members)
+        await redis.aclose()
+        await conn.close()
+
     if profile.available():
-        # A second, untimed run under the sampler (it would share the cores with the first).
+        # A further, untimed run under the sampler (it would share the cores with a timed one).
         _, found = await profile.during(
             report, name="cache_projection", pid=os.getpid(), seconds=4, work=_projection(events)
         )
@@ -296,99 +321,120 @@ async def run(report: Report, *, quick: bool) -> None:
             f"projection in this process; {found}"
         )
 
-    gw_ms = [x * 1000 for x in top["gateway"]]
-    raw_ms = [x * 1000 for x in top["redis"]]
-    pg_ms = [x * 1000 for x in pg.select]
-    plain_ms = [x * 1000 for x in pg.select_plain]
+    if real_above < 10:
+        report.sections["M5 note"] = (
+            f"Only {real_above} real users have points, so bench members (unnamed) filled the "
+            "rest of the top 10 during the run and the gateway looked their names up each time."
+        )
+    report.sections["M5 leaderboard size"] = (
+        f"`{LEADERBOARD}` held {size:,} members during the top-10 run "
+        f"({MEMBERS:,} bench members with negative scores, removed afterwards)."
+    )
     label = f"{MEMBERS // 1000}k members, {requests} sequential requests"
-    gw99, pg99 = percentile(gw_ms, 99), percentile(pg_ms, 99)
+    pg99 = [r.ms("select", 99) for r in runs]
+    zincrby = [r.zincrby_per_s for r in runs]
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             f"leaderboard top 10 at the gateway p99 ({label})",
-            round(gw99, 2),
+            [r.ms("gateway", 99) for r in runs],
             "ms",
             "PostgreSQL ORDER BY points DESC LIMIT 10, indexed, p99",
-            round(pg99, 2),
+            pg99,
             "≤ 5 ms",
-            gw99 <= 5.0,
+            met=lambda value, _anchor: value <= 5.0,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             f"leaderboard top 10 at the gateway p50 ({label})",
-            round(percentile(gw_ms, 50), 2),
+            [r.ms("gateway", 50) for r in runs],
             "ms",
             "PostgreSQL p50",
-            round(percentile(pg_ms, 50), 2),
+            [r.ms("select", 50) for r in runs],
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             "top 10 straight from Redis (ZREVRANGE from this process) p99",
-            round(percentile(raw_ms, 99), 2),
+            [r.ms("redis", 99) for r in runs],
             "ms",
             "PostgreSQL p99",
-            round(pg99, 2),
+            pg99,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             f"point updates/s through the cache projection (post.liked, batches of {BATCH})",
-            round(through),
+            [r.through for r in runs],
             "updates/s",
             "redis-benchmark ZINCRBY (50 clients)",
-            round(zincrby.requests_per_s),
+            zincrby,
             "≥ 30 % of raw ZINCRBY",
-            through >= 0.3 * zincrby.requests_per_s,
+            met=lambda value, anchor: anchor is not None and value >= 0.3 * anchor,
+            digits=0,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             f"ZINCRBY/s pipelined from this process (batches of {BATCH})",
-            round(pipelined),
+            [r.pipelined for r in runs],
             "updates/s",
             "redis-benchmark ZINCRBY",
-            round(zincrby.requests_per_s),
+            zincrby,
+            digits=0,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             "PostgreSQL top 10 without an index on points (the brief's table) p99",
-            round(percentile(plain_ms, 99), 2),
+            [r.ms("select_plain", 99) for r in runs],
             "ms",
             "with the index p99",
-            round(pg99, 2),
+            pg99,
         )
     )
     report.add(
-        Figure(
+        Figure.median_of(
             "M5",
             "PostgreSQL UPDATE points = points + 1, 4 connections",
-            round(pg.updates_per_s),
+            [r.pg_updates_per_s for r in runs],
             "updates/s",
             "redis-benchmark ZINCRBY",
-            round(zincrby.requests_per_s),
+            zincrby,
+            digits=0,
         )
     )
-    report.series["latency:leaderboard_gateway"] = top["gateway"]
-    report.series["latency:leaderboard_postgres"] = pg.select
+    report.series["latency:leaderboard_gateway"] = [x for r in runs for x in r.gateway]
+    report.series["latency:leaderboard_postgres"] = [x for r in runs for x in r.select]
     report.sections["M5 PostgreSQL plans (100k rows)"] = (
-        f"With the index on (points DESC, user_id):\n```\n{pg.plan}\n```\n\n"
-        f"Primary key only:\n```\n{pg.plan_plain}\n```\n"
+        f"With the index on (points DESC, user_id):\n```\n{plans[0]}\n```\n\n"
+        f"Primary key only:\n```\n{plans[1]}\n```\n"
     )
+    benches = [r.zincrby for r in runs if r.zincrby]
+    times = "once" if repetitions == 1 else f"{repetitions} times"
     report.sections["M5 how the updates were measured"] = (
-        f"{events:,} `post.liked` events decoded and applied by the gateway's own "
-        f"`CacheProjection` in this process, in batches of {BATCH}, on Redis database "
-        f"{fixtures.BENCH_REDIS_DB} (the product's keys live in database 0 and were not "
-        "touched). Each event is one Lua call that sets the dedupe marker and then runs "
-        "ZINCRBY, the hot-posts boost and the activity-list LPUSH/LTRIM: five commands, "
-        "against the single command of the anchor; decoding the JSON envelope took "
-        f"{decode_share:.0%} of the time. Kafka is not in this figure (M3 measures the "
-        f"consumer). redis-benchmark: p50 {zincrby.p50_ms} ms, p99 {zincrby.p99_ms} ms."
+        f"Every timed phase ran {times}, in this order per repetition, and each figure is "
+        f"the median of the repetitions: {requests} sequential top-10 requests at the gateway, "
+        f"as many ZREVRANGE from this process and indexed PostgreSQL SELECTs, "
+        f"{max(requests // 3, 50)} SELECTs on the brief's table; {update_s:g} s of UPDATE "
+        "from 4 connections (the rows keep their increments from one repetition to the "
+        "next); redis-benchmark ZINCRBY (100,000 "
+        f"requests, 50 clients); then {events:,} `post.liked` events decoded and applied by "
+        f"the gateway's own `CacheProjection` in this process, in batches of {BATCH}, on Redis "
+        f"database {fixtures.BENCH_REDIS_DB} (the product's keys live in database 0 and were "
+        "not touched; every repetition starts from an empty database 15, fresh event ids and "
+        "dedupe markers), and as many ZINCRBY pipelined from here. Each event is one Lua call "
+        "that sets the dedupe marker and then runs ZINCRBY, the hot-posts boost and the "
+        "activity-list LPUSH/LTRIM: five commands, against the single command of the anchor; "
+        "decoding the JSON envelope took "
+        f"{statistics.median(r.decode_share for r in runs):.0%} of the time (median). Kafka "
+        "is not in this figure (M3 measures the consumer). redis-benchmark (median of the "
+        f"repetitions): p50 {statistics.median(b.p50_ms for b in benches):g} ms, "
+        f"p99 {statistics.median(b.p99_ms for b in benches):g} ms."
     )

@@ -212,7 +212,10 @@ async def _gateway(report: Report, b: Bench) -> None:
     counted = rotate_paths_lua(paths) + COUNT_CACHE_LUA
     s = settings()
     # Per key, one wrk result per repetition.
-    results: dict[str, list[WrkResult]] = {k: [] for k in ("hello", *(r[0] for r in _GATEWAY_ROWS))}
+    keys = ("hello", "hello_redis", *(r[0] for r in _GATEWAY_ROWS))
+    results: dict[str, list[WrkResult]] = {k: [] for k in keys}
+    # The anchor app's one Redis GET per request, over the same 50 cached profiles.
+    redis_paths = rotate_paths_lua([f"/redis/user:{i}" for i in b.users])
     gets: list[RedisBenchResult] = []
     workers, counted_from = gateway_workers()
     async with hello_app(b.http, workers) as hello_url:
@@ -220,6 +223,7 @@ async def _gateway(report: Report, b: Bench) -> None:
         # drift over the minutes this takes (other load on the host) reaches all of them.
         for _ in range(n):
             results["hello"].append(await _load(f"{hello_url}/", seconds))
+            results["hello_redis"].append(await _load(f"{hello_url}/redis", seconds, redis_paths))
             results["health"].append(await _load(f"{gw}/health", seconds))
             results["live"].append(await _load(f"{gw}/health/live", seconds))
             results["ready"].append(await _load(f"{gw}/health/ready", seconds))
@@ -277,6 +281,31 @@ async def _gateway(report: Report, b: Bench) -> None:
                 met=_at_most(p99_target) if p99_target and answered else None,
             )
         )
+    # The floor of this design: what uvicorn, FastAPI and redis-py cost for one Redis round
+    # trip per request, before the gateway's own middleware, rate limit, auth and tracing.
+    report.add(
+        Figure.median_of(
+            "M4",
+            f"bare uvicorn JSON app + one pipelined Redis GET per request, {CONNECTIONS} "
+            "connections",
+            [r.requests_per_s for r in results["hello_redis"]],
+            "req/s",
+            f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
+            hello_rps,
+            digits=0,
+        )
+    )
+    report.add(
+        Figure.median_of(
+            "M4",
+            "cached GET /users/{id} through the gateway, beside the Redis floor",
+            [r.requests_per_s for r in results["cached"]],
+            "req/s",
+            "bare uvicorn + one pipelined Redis GET per request",
+            [r.requests_per_s for r in results["hello_redis"]],
+            digits=0,
+        )
+    )
     report.add(
         Figure.median_of(
             "M4",
@@ -297,6 +326,8 @@ async def _gateway(report: Report, b: Bench) -> None:
         f"warm-up each; {n} repetition{'s' if n > 1 else ''}, each running the bare uvicorn "
         "anchor, every gateway endpoint and redis-benchmark once in turn; each figure is the "
         "median of the repetitions (min and max beside it). "
+        "The second anchor is the same app answering each request with one pipelined Redis "
+        "GET of a cached profile (bench/hello.py), rotating over the same 50 users. "
         f"Bare uvicorn p50 {hello50:.2f} ms (median); redis-benchmark GET ({100_000:,} "
         f"requests) p99 {get99} ms (median). "
         "The cached profile rotates over 50 bench users; the uncached one deletes their cache "

@@ -211,6 +211,7 @@ async def outbox_pending(s: FaultSettings) -> int:
         n = await db.posts.count_documents({"pending": True})
         n += await db.comments.count_documents({"pending": True})
         n += await db.likes.count_documents({"pending": True})
+        n += await db.requeued.count_documents({"pending": True})
     finally:
         await client.close()
     async with s.neo4j() as d:

@@ -23,7 +23,8 @@ Checked:
 
 Records a projection dead-lettered (and that were not replayed) are left out of what that
 projection is expected to hold. Run it once the projections have caught up (lag 0): facts in
-flight show up as missing. `--repair` rewrites each reported fact from its source.
+flight show up as missing. `--repair` rewrites each reported fact from its source (a lost
+documents event is queued again for the documents relay, see `_repair_documents`).
 """
 
 from __future__ import annotations
@@ -826,6 +827,12 @@ async def check_documents(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
             want[("like", (pid, uid))] = bool(like.get("pending")) or queued_with_post
         async for c in db.comments.find({}, {"pending": 1, "post_id": 1}):
             want[("comment", str(c["_id"]))] = bool(c.get("pending"))
+        # Events an earlier --repair queued again, not published yet: their facts are pending.
+        async for doc in db.requeued.find({"pending": True}, {"outbox": 1}):
+            for queued in doc.get("outbox", []):
+                fact = _fact_of(queued.get("type"), queued.get("payload") or {})
+                if fact in want:
+                    want[fact] = True
         drift.checked = len(want)
         drift.notes = {
             "republished_records": republished,
@@ -850,8 +857,23 @@ async def check_documents(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
     return drift
 
 
+def _fact_of(event_type: Any, payload: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The documents fact an event stands for (None for events that stand for none)."""
+    match event_type:
+        case "post.created":
+            return ("post", str(payload.get("post_id")))
+        case "comment.created":
+            return ("comment", str(payload.get("comment_id")))
+        case "post.liked":
+            return ("like", (str(payload.get("post_id")), int(payload.get("user_id", 0))))
+    return None
+
+
 async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
-    # A lost event is queued again in the document's own outbox; the relay publishes it.
+    # A lost event is queued again as a document of its own in `requeued`, which the documents
+    # relay drains like an outbox. An insert: the post, comment or like itself is never
+    # updated here, so this cannot lose an edit or an outbox change made meanwhile (an update
+    # on FerretDB v1 is read, modify, write without a lock; see campus_documents' locks.py).
     from bson import ObjectId
 
     from campus_common.events import SCHEMA_VERSION
@@ -860,8 +882,7 @@ async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
     now = datetime.now(UTC)
     for kind, key in missing:
         if kind == "comment":
-            coll, oid = db.comments, ObjectId(key)
-            doc = await coll.find_one({"_id": oid})
+            doc = await db.comments.find_one({"_id": ObjectId(key)})
             post = await db.posts.find_one({"_id": doc["post_id"]}) if doc else None
             if not doc or not post:
                 continue
@@ -879,8 +900,7 @@ async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
             event_key = str(post["_id"])
         else:
             pid = key if kind == "post" else key[0]
-            coll, oid = db.posts, ObjectId(pid)
-            post = await coll.find_one({"_id": oid})
+            post = await db.posts.find_one({"_id": ObjectId(pid)})
             if not post:
                 continue
             event_key = pid
@@ -902,11 +922,6 @@ async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
                     "user_id": key[1],
                     "author_id": post["author_id"],
                 }
-                # A like's event goes into the like's own document (a like still kept inside
-                # its post, not moved yet, has none: then into the post's).
-                like = await db.likes.find_one({"post_id": oid, "user_id": key[1]}, {"_id": 1})
-                if like is not None:
-                    coll, oid = db.likes, like["_id"]
         event = {
             "id": str(uuid.uuid4()),
             "type": etype,
@@ -916,7 +931,7 @@ async def _repair_documents(db: Any, missing: list[tuple[Any, ...]]) -> int:
             "user_id": user,
             "payload": payload,
         }
-        await coll.update_one({"_id": oid}, {"$push": {"outbox": event}, "$set": {"pending": True}})
+        await db.requeued.insert_one({"outbox": [event], "pending": True})
         done += 1
     return done
 

@@ -12,8 +12,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
-from campus_cli.reconcile import Drift, reconcile
+from campus_cli.reconcile import Drift, check_documents, read_log, reconcile
 from campus_cli.stores import StoreSettings
 from tests.conftest import StackSettings
 from tests.e2e.conftest import converged
@@ -21,8 +23,8 @@ from tests.e2e.conftest import converged
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-async def _user(http: httpx.AsyncClient) -> tuple[int, str]:
-    email = f"rec-{uuid.uuid4().hex[:10]}@university.edu"
+async def _user(http: httpx.AsyncClient, email: str | None = None) -> tuple[int, str]:
+    email = email or f"rec-{uuid.uuid4().hex[:10]}@university.edu"
     r = await http.post(
         "/users", json={"email": email, "full_name": "Reconcile Me", "password": "reconcile-pw"}
     )
@@ -39,7 +41,8 @@ def _of(drifts: list[Drift], store: str) -> Drift:
 async def pair(stack: StackSettings) -> dict[str, Any]:
     """Two friends, one renamed, one in a group: a leaderboard score, an edge, an update row."""
     async with httpx.AsyncClient(base_url=stack.service_url("gateway"), timeout=15) as http:
-        (a, ta), (b, _) = await _user(http), await _user(http)
+        email_a = f"rec-{uuid.uuid4().hex[:10]}@university.edu"
+        (a, ta), (b, _) = await _user(http, email_a), await _user(http)
         auth = {"Authorization": f"Bearer {ta}"}
         r = await http.post(f"/users/{a}/friends/{b}", headers=auth)
         assert r.status_code in (200, 201), r.text
@@ -49,7 +52,7 @@ async def pair(stack: StackSettings) -> dict[str, Any]:
         r = await http.put(f"/users/{a}", json={"full_name": "Renamed Rec"}, headers=auth)
         assert r.status_code == 200, r.text
     await converged()
-    return {"a": a, "b": b}
+    return {"a": a, "b": b, "group": g.json()["id"], "email": email_a}
 
 
 async def test_a_leaderboard_increment_applied_twice_is_found_and_repaired(
@@ -119,3 +122,42 @@ async def test_an_update_event_deleted_from_events_is_found_and_repaired(
         await conn.close()
     assert row is not None
     assert dict(row) == {"event_type": "user.updated", "user_id": pair["a"], "name": "Renamed Rec"}
+
+
+async def test_a_post_whose_event_was_lost_is_found_and_published_again(
+    stack: StackSettings, pair: dict[str, Any]
+) -> None:
+    # The planted drift: a post stored with its outbox already cleared but its post.created
+    # never in Kafka (a copy of a real post under a new id, so the repaired event is a true one).
+    async with httpx.AsyncClient(base_url=stack.service_url("gateway"), timeout=15) as http:
+        r = await http.post(
+            "/auth/token", data={"username": pair["email"], "password": "reconcile-pw"}
+        )
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        body = {"type": "note", "title": "Lost", "tags": ["rec"]}
+        r = await http.post(f"/groups/{pair['group']}/posts", json=body, headers=auth)
+        assert r.status_code == 201, r.text
+        source = r.json()["id"]
+    await converged()
+    s = StoreSettings()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**s.mongo_options())
+    db = mongo[s.docs_db_name]
+    try:
+        copy = await db.posts.find_one({"_id": ObjectId(source)})
+        assert copy is not None and copy["pending"] is False
+        lost = ObjectId()
+        planted = {**copy, "_id": lost, "outbox": [], "pending": False}
+        planted["idempotency_key"] = f"reconcile-{lost}"
+        await db.posts.insert_one(planted)
+        drift = await check_documents(s, await read_log(s), repair=True)
+        assert ("post", str(lost)) in drift.missing and drift.repaired == 1
+        # Queued as a document of its own: the post itself was not updated (on FerretDB v1 an
+        # update racing an edit or the relay could lose one of them).
+        assert await db.posts.find_one({"_id": lost}) == planted
+
+        await converged()  # published once, projected everywhere, nothing else drifted
+        assert await db.requeued.count_documents({}) == 0  # dropped once published
+        log = await read_log(s)
+        assert [p.event.type for p in log.documents if p.event.key == str(lost)] == ["post.created"]
+    finally:
+        await mongo.close()

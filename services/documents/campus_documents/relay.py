@@ -131,6 +131,12 @@ class OutboxRelay(RelayBase[Handle]):
             settled = [(doc, acked.get((collection, doc["_id"]), [])) for doc in docs]
             if settled:
                 await self._settle(collection, settled)
+                if collection == repo.REQUEUED:
+                    # A requeued event's document has no other content: gone once published.
+                    async with self.update_slots:
+                        await repo.drop_published(
+                            self.db, collection, ids=[doc["_id"] for doc in docs]
+                        )
 
     async def _settle(
         self, collection: str, settled: list[tuple[dict[str, Any], list[dict[str, Any]]]]
@@ -147,8 +153,8 @@ class OutboxRelay(RelayBase[Handle]):
             # an edit holds right now is settled on its own below, after waiting for it.
             leases = await self.leases.take_many([post_key(doc["_id"]) for doc in whole])
             whole = [doc for doc in whole if post_key(doc["_id"]) in leases]
-        # Comments and likes are never updated after their insert: the relay is their only
-        # writer, so they need no lease.
+        # Comments, likes and requeued events are never updated after their insert: the relay
+        # is their only writer, so they need no lease.
         whole_ids = {doc["_id"] for doc in whole}
         one_by_one = [(doc, acked) for doc, acked in settled if doc["_id"] not in whole_ids]
         try:

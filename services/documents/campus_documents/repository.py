@@ -29,7 +29,11 @@ COMMENTS = "comments"
 LIKES = "likes"
 # Cross-instance locks of posts and of the relay (see locks.py).
 LEASES = "leases"
-OUTBOX_COLLECTIONS = (POSTS, COMMENTS, LIKES)
+# Events queued again by `campus reconcile --repair` (a lost post.created, comment.created or
+# post.liked), one insert-only document each: the repair never updates a post, a comment or a
+# like, so it needs none of their leases (an update on FerretDB v1 can lose a concurrent one).
+REQUEUED = "requeued"
+OUTBOX_COLLECTIONS = (POSTS, COMMENTS, LIKES, REQUEUED)
 
 # Internal fields never returned by the API.
 HIDDEN = {"outbox": 0, "pending": 0, "idempotency_key": 0, "request_hash": 0, "rev": 0}
@@ -68,6 +72,7 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("pending", ASCENDING)], name="likes_pending"),
     ],
     LEASES: [IndexModel([("key", ASCENDING)], name="leases_key", unique=True)],
+    REQUEUED: [IndexModel([("pending", ASCENDING)], name="requeued_pending")],
 }
 
 
@@ -235,6 +240,12 @@ async def clear_published(db: Db, collection: str, *, doc_id: ObjectId, events: 
     await coll.update_one(
         {"_id": doc_id, "pending": True, "outbox": {"$size": 0}}, {"$set": {"pending": False}}
     )
+
+
+async def drop_published(db: Db, collection: str, *, ids: list[ObjectId]) -> None:
+    """Remove documents whose events are all out (a requeued event's document is only that)."""
+    if ids:
+        await db[collection].delete_many({"_id": {"$in": ids}, "pending": False})
 
 
 async def purge_post(db: Db, *, post_id: ObjectId) -> bool:

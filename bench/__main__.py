@@ -64,6 +64,10 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
         name += "-quick"
     results = ROOT / "bench" / "results"
     out = results / name
+    if out.exists():
+        # A second run of the same kind on one day keeps the first's report (the docs quote
+        # reports by their folder): this one is named after its start time too.
+        out = results / f"{name}-{report.started_at[11:16].replace(':', '')}"
     # Read before this run overwrites its own; only a run of the same topology is a baseline.
     previous = previous_figures(results, quick=quick, topology=running)
     comparison = before_after(previous, report) if previous else "no earlier report to compare"

@@ -64,9 +64,9 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
         name += "-quick"
     results = ROOT / "bench" / "results"
     out = results / name
-    if out.exists():
-        # A second run of the same kind on one day keeps the first's report (the docs quote
-        # reports by their folder): this one is named after its start time too.
+    if out.exists() and not quick:
+        # A second full run on one day keeps the first's report (the docs quote full reports
+        # by their folder): this one is named after its start time too.
         out = results / f"{name}-{report.started_at[11:16].replace(':', '')}"
     # Read before this run overwrites its own; only a run of the same topology is a baseline.
     previous = previous_figures(results, quick=quick, topology=running)

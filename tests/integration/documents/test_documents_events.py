@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -154,6 +154,18 @@ async def test_an_acknowledged_post_survives_a_crash_while_kafka_is_down(
     assert doc is not None and doc["outbox"] == []
 
 
+@pytest.fixture
+async def users(stack: StackSettings) -> AsyncIterator[UsersClient]:
+    """The documents service's client of the users service, as the operator."""
+    client = UsersClient(
+        httpx.AsyncClient(
+            base_url=stack.service_url("users"), timeout=5, auth=stack.operator_auth()
+        )
+    )
+    yield client
+    await client.http.aclose()
+
+
 class _Crash(Exception):
     pass
 
@@ -172,14 +184,10 @@ async def test_a_crash_between_publish_and_clear_republishes_the_same_event_id(
     scratch_topic: tuple[str, EventTail],
     scratch_db: str,
     mongo: AsyncMongoClient[Any],
+    users: UsersClient,
 ) -> None:
     topic, events = scratch_topic
     db = mongo[scratch_db]
-    users = UsersClient(
-        httpx.AsyncClient(
-            base_url=stack.service_url("users"), timeout=5, auth=stack.operator_auth()
-        )
-    )
     post, _ = await create_post(
         store=Store(db=db),
         users=users,
@@ -187,7 +195,6 @@ async def test_a_crash_between_publish_and_clear_republishes_the_same_event_id(
         group_id=member.group_id,
         idempotency_key=None,
     )
-    await users.http.aclose()
 
     crashing = _CrashBeforeClearing(db=db, kafka=stack.kafka, topic=topic)
     await crashing.connect()
@@ -220,37 +227,30 @@ async def test_one_round_with_a_delete_purges_the_post_its_comments_and_likes(
     scratch_topic: tuple[str, EventTail],
     scratch_db: str,
     mongo: AsyncMongoClient[Any],
+    users: UsersClient,
 ) -> None:
     # Written before any relay round: the post's delete and its comment's and like's events
     # are all settled in the same round, whatever order the collections are read in.
     topic, events = scratch_topic
     db = mongo[scratch_db]
     fan = await make_member(member.group_id)
-    users = UsersClient(
-        httpx.AsyncClient(
-            base_url=stack.service_url("users"), timeout=5, auth=stack.operator_auth()
-        )
-    )
     store = Store(db=db)
-    try:
-        post, _ = await create_post(
-            store=store,
-            users=users,
-            data=PostCreate(**new_post(member.user_id)),
-            group_id=member.group_id,
-            idempotency_key=None,
-        )
-        await add_comment(
-            store=store,
-            users=users,
-            post_id=post.id,
-            data=CommentCreate(author_id=fan.user_id, body="Same question!"),
-            idempotency_key=None,
-        )
-        await like_post(store=store, users=users, post_id=post.id, user_id=fan.user_id)
-        await delete_post(store=store, post_id=post.id, actor=member.user_id)
-    finally:
-        await users.http.aclose()
+    post, _ = await create_post(
+        store=store,
+        users=users,
+        data=PostCreate(**new_post(member.user_id)),
+        group_id=member.group_id,
+        idempotency_key=None,
+    )
+    await add_comment(
+        store=store,
+        users=users,
+        post_id=post.id,
+        data=CommentCreate(author_id=fan.user_id, body="Same question!"),
+        idempotency_key=None,
+    )
+    await like_post(store=store, users=users, post_id=post.id, user_id=fan.user_id)
+    await delete_post(store=store, post_id=post.id, actor=member.user_id)
 
     relay = OutboxRelay(db=db, kafka=stack.kafka, topic=topic)
     await relay.connect()

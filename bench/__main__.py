@@ -10,6 +10,7 @@ import traceback
 from datetime import UTC, datetime
 
 from bench.core import ROOT, TOPOLOGY, Report, before_after, previous_figures, rss_by_component
+from campus_common import runtime
 
 # Each module has `async def run(report, *, quick)`; order: cheap and independent first.
 SUITE = [
@@ -49,6 +50,9 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
         print(f"== {name}", flush=True)
         try:
             module = importlib.import_module(name)
+            # The projections and consumers some modules run in this process get the
+            # services' interpreter settings (campus_common.web does this after start-up).
+            runtime.settle_heap()
             await module.run(report, quick=quick)
         except Exception as exc:
             report.errors[name] = f"{type(exc).__name__}: {exc}"

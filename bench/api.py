@@ -37,16 +37,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 from bson import ObjectId
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
 from bench import fixtures, profile
 from bench.core import (
@@ -73,8 +71,6 @@ from campus_common import topics
 from campus_documents import repository as docs_repo
 from campus_documents.config import Settings as DocumentsSettings
 from campus_documents.service import stored_post
-from campus_gateway.cache import HOT_POSTS, LEADERBOARD, activity_key, processed_key
-from campus_gateway.config import Settings as GatewaySettings
 
 CONNECTIONS = 64
 # Load that reaches FerretDB stays below its PostgreSQL pool (20 connections): under tens of
@@ -538,9 +534,7 @@ async def _direct_inserts(db: Any, seconds: float) -> float:
     return done / (time.monotonic() - started)
 
 
-async def _writes(
-    report: Report, b: Bench, db: Any, hot_before: list[tuple[bytes, float]], since: datetime
-) -> None:
+async def _writes(report: Report, b: Bench, db: Any) -> None:
     # Each repetition: posts through the service, then the direct-insert anchor, then every
     # trace of both removed, so the next one starts from the same collection and stores.
     seconds, direct_s = (b.seconds, 3.0) if b.quick else (10.0, 5.0)
@@ -551,7 +545,7 @@ async def _writes(
             created.append(await _create_posts(b, seconds))
             direct.append(await _direct_inserts(db, direct_s))
         finally:
-            await _forget_posts(b, db, hot_before, since, created[-1].event_ids if created else [])
+            await _forget_posts(b, db)
             await db[docs_repo.POSTS].delete_many({"author_id": SEED_AUTHOR})
     results = [c.result for c in created]
     posts_per_s = [
@@ -756,42 +750,36 @@ async def _seed_group_feed(db: Any, b: Bench, posts: int = 40) -> None:
     )
 
 
-async def _forget_posts(
-    b: Bench,
-    db: Any,
-    hot_before: list[tuple[bytes, float]],
-    since: datetime,
-    event_ids: list[str],
-) -> None:
-    """Remove what the bench member's posts left in the product: leaderboard points, hot
-    posts, activity list, dedupe markers, events rows, and the posts themselves."""
+async def _forget_posts(b: Bench, db: Any) -> None:
+    """Remove the bench member's posts without leaving the projections at odds with the log.
+
+    Posts made through the service had their post.created on Kafka, and every projection
+    applied it (points, hot posts, activity, events rows); a log is not rewritten, so they are
+    deleted through the service as any author would, and their post.deleted takes them back
+    out of Redis's rankings and lands in the events table beside the creation, which is what
+    `campus reconcile` derives from the log. The seeded posts never had an event (no outbox):
+    they are removed straight from the collection."""
+    posts = db[docs_repo.POSTS]
+    live = {"author_id": b.author, "request_hash": {"$ne": "bench"}, "deleted_at": None}
+    ids = [str(d["_id"]) async for d in posts.find(live, {"_id": 1})]
+    docs = fixtures.url("documents")
+    gate = asyncio.Semaphore(DOCS_CONNECTIONS)
+
+    async def delete(post_id: str) -> None:
+        async with gate:
+            r = await b.http.delete(f"{docs}/posts/{post_id}", headers={"X-User-Id": str(b.author)})
+            if r.status_code not in (204, 404):  # 404: already gone (purged by an earlier run)
+                r.raise_for_status()
+
+    await asyncio.gather(*(delete(i) for i in ids))
+    await posts.delete_many({"author_id": b.author, "request_hash": "bench"})
+    # The next repetition starts once the relay has purged them and the projections are idle.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not await posts.count_documents({"author_id": b.author}):
+            break
+        await asyncio.sleep(0.5)
     await fixtures.wait_idle(b.http, b.token, ["cache", "timeseries"], timeout_s=120)
-    posts = docs_repo.POSTS
-    post_ids = [str(d["_id"]) async for d in db[posts].find({"author_id": b.author}, {"_id": 1})]
-    redis = fixtures.redis_client()
-    try:
-        await redis.zrem(LEADERBOARD, b.author)
-        for i in range(0, len(post_ids), 1000):
-            await redis.zrem(HOT_POSTS, *post_ids[i : i + 1000])
-        if hot_before:
-            # Bench posts may have pushed real ones out of the capped set: put them back.
-            await redis.zadd(HOT_POSTS, dict(hot_before), gt=True)
-            await redis.zremrangebyrank(HOT_POSTS, 0, -GatewaySettings().hot_posts_max - 1)
-        await redis.delete(activity_key(b.group))
-        for i in range(0, len(event_ids), 10_000):
-            await redis.delete(*(processed_key(e) for e in event_ids[i : i + 10_000]))
-    finally:
-        await redis.aclose()
-    conn = await asyncpg.connect(fixtures.ts_dsn())
-    try:
-        await conn.execute(
-            "DELETE FROM events WHERE user_id = $1 AND event_type LIKE 'post.%' AND time >= $2",
-            b.author,
-            since,
-        )
-    finally:
-        await conn.close()
-    await db[posts].delete_many({"author_id": b.author})
 
 
 # time series: analytics at (up to) 1M events --------------------------------------------------
@@ -897,23 +885,16 @@ async def _add_events(conn: AsyncConnection[Any], n: int) -> None:
             )
 
 
-async def _hot_posts(redis: Redis) -> list[tuple[bytes, float]]:
-    rows = cast(list[tuple[bytes, float]], await redis.zrange(HOT_POSTS, 0, -1, withscores=True))
-    return [(member, float(score)) for member, score in rows]
-
-
 # the module ------------------------------------------------------------------------------------
 
 
 async def run(report: Report, *, quick: bool) -> None:
     seconds = 5.0 if quick else 20.0
-    since = datetime.now(UTC)
     docs_settings = DocumentsSettings()
     # The bulk seeding and clean-up of 100k posts takes FerretDB v1 far longer than a request.
     options = {**docs_settings.mongo_options(), "socketTimeoutMS": 600_000}
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**options)
     db = mongo[docs_settings.docs_db_name]
-    redis = fixtures.redis_client()
     async with fixtures.http_client() as http:
         token = await fixtures.admin_token(http)
         users = await fixtures.bench_users(http, 50)
@@ -921,15 +902,13 @@ async def run(report: Report, *, quick: bool) -> None:
         group = await fixtures.bench_group(http, "feed")
         await fixtures.join(http, group, author)
         b = Bench(http, token, users, author, group, seconds, quick)
-        hot_before = await _hot_posts(redis)
-        await redis.aclose()
         try:
             await db[docs_repo.POSTS].delete_many({"author_id": SEED_AUTHOR})  # leftovers
             # Lapses by itself if the run dies; the repetitions and the 100k seeding of a full
             # run need far longer than one pass.
             lifted_s = int(12 * seconds + 600) * (1 if quick else 3)
             async with fixtures.rate_limit_lifted(http, token, ttl_s=lifted_s):
-                await _writes(report, b, db, hot_before, since)
+                await _writes(report, b, db)
                 await _feed_at_service(report, b, db)
                 await _seed_group_feed(db, b)
                 await _gateway(report, b)
@@ -938,5 +917,5 @@ async def run(report: Report, *, quick: bool) -> None:
             if text := notes(report.figures, "M4"):
                 report.sections["M4 notes"] = text
         finally:
-            await _forget_posts(b, db, hot_before, since, [])
+            await _forget_posts(b, db)
             await mongo.close()

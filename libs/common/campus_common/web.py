@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from campus_common import telemetry
+from campus_common import runtime, telemetry
 from campus_common.errors import DomainError, TooManyRequestsError
 from campus_common.internal_auth import Verifier, internal_caller
 
@@ -101,6 +101,7 @@ def create_app(
         if verifier is not None:
             app.state.verifier = verifier()
         async with lifespan(app):
+            runtime.settle_heap()  # what start-up built lives as long as the process
             prober = asyncio.create_task(_probe_forever(app), name="health-probe")
             try:
                 yield

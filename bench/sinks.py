@@ -57,13 +57,13 @@ UNWIND $rows AS row
 MERGE (u:User {id: row.user_id})
 MERGE (g:Group {id: row.group_id})
 MERGE (u)-[m:MEMBER_OF]->(g)
-SET m.role = row.role, m.joined_at = row.joined_at, m.lsn = row.lsn
+SET m.role = row.role, m.joined_at = datetime(row.joined_at), m.lsn = row.lsn
 """
 MERGE_USERS = """
 UNWIND $rows AS row
 MERGE (u:User {id: row.id})
-SET u.email = row.email, u.full_name = row.full_name, u.created_at = row.created_at,
-    u.updated_at = row.updated_at, u.lsn = row.lsn
+SET u.email = row.email, u.full_name = row.full_name, u.created_at = datetime(row.created_at),
+    u.updated_at = datetime(row.updated_at), u.lsn = row.lsn
 """
 COPY_EVENTS = (
     "COPY events (time, user_id, event_type, properties, source, dedupe_key) FROM STDIN "
@@ -112,7 +112,7 @@ def membership_rows(first_user: int, n: int, at: datetime) -> list[dict[str, Any
             "user_id": first_user + j // 10,
             "group_id": first_user + j % GROUPS,
             "role": "member",
-            "joined_at": at,
+            "joined_at": _iso(at),  # ISO text, as Debezium and the projection send it
             "lsn": 1_000_000 + j,
         }
         for j in range(n)
@@ -120,14 +120,14 @@ def membership_rows(first_user: int, n: int, at: datetime) -> list[dict[str, Any
 
 
 def membership_change(row: dict[str, Any]) -> bytes:
-    after = {**row, "joined_at": _iso(row["joined_at"])}
+    after = dict(row)
     lsn = after.pop("lsn")
     return orjson.dumps(
         {
             "op": "c",
             "before": None,
             "after": after,
-            "source": _source("group_memberships", lsn, row["joined_at"]),
+            "source": _source("group_memberships", lsn, datetime.fromisoformat(row["joined_at"])),
         }
     )
 
@@ -138,8 +138,8 @@ def user_rows(first: int, n: int, at: datetime) -> list[dict[str, Any]]:
             "id": first + i,
             "email": f"backlog-{first + i}@{fixtures.BENCH_DOMAIN}",
             "full_name": f"Backlog user {i}",
-            "created_at": at,
-            "updated_at": at,
+            "created_at": _iso(at),  # ISO text, as Debezium and the projection send it
+            "updated_at": _iso(at),
             "lsn": 2_000_000 + i,
         }
         for i in range(n)
@@ -147,14 +147,14 @@ def user_rows(first: int, n: int, at: datetime) -> list[dict[str, Any]]:
 
 
 def user_change(row: dict[str, Any]) -> bytes:
-    after = {**row, "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"])}
+    after = dict(row)
     lsn = after.pop("lsn")
     return orjson.dumps(
         {
             "op": "c",
             "before": None,
             "after": after,
-            "source": _source("users", lsn, row["created_at"]),
+            "source": _source("users", lsn, datetime.fromisoformat(row["created_at"])),
         }
     )
 

@@ -76,6 +76,14 @@ class MembershipRow(MembershipKey):
     joined_at: datetime
 
 
+# (the model of a delete's key-only row, the model of a full row), by kind.
+_MODELS: dict[str, tuple[type[_Row], type[_Row]]] = {
+    "user": (UserKey, UserRow),
+    "group": (GroupKey, GroupRow),
+    "membership": (MembershipKey, MembershipRow),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class GraphChange:
     """One decoded CDC change, reduced to what the graph keeps."""
@@ -99,20 +107,16 @@ def from_heartbeat(beat: Heartbeat) -> GraphChange:
 
 def to_change(kind: Kind, change: ChangeRecord) -> GraphChange | None:
     """Validate one Debezium change for `kind`; None when it carries nothing to apply."""
+    # A delete's `before` holds only the primary key (replica identity default); one
+    # validation gives the key and the columns together.
+    model = _MODELS[kind][0 if change.is_delete else 1]
+    # Times go to Neo4j as validated ISO-8601 text that Cypher's datetime() parses: packing
+    # Python datetimes is the Neo4j driver's most expensive step (pure Python), and the text
+    # parses on the server's core instead.
+    row = model.model_validate(change.row).model_dump(mode="json")
+    key = (row["user_id"], row["group_id"]) if kind == "membership" else (row["id"],)
+    props = {} if change.is_delete else row
     lsn = change.position
-    row = change.row
-    if kind == "membership":
-        mkey = MembershipKey.model_validate(row)
-        key: tuple[int, ...] = (mkey.user_id, mkey.group_id)
-        model: type[_Row] = MembershipKey if change.is_delete else MembershipRow
-    else:
-        key = (UserKey.model_validate(row).id,)
-        if kind == "user":
-            model = UserKey if change.is_delete else UserRow
-        else:
-            model = GroupKey if change.is_delete else GroupRow
-    # A delete's `before` holds only the primary key (replica identity default).
-    props = {} if change.is_delete else model.model_validate(row).model_dump()
     return GraphChange(kind, key, lsn, change.is_delete, props)
 
 

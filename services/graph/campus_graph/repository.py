@@ -54,8 +54,8 @@ OPTIONAL MATCH (t:Tombstone {key: row.tomb})
 WITH row, t WHERE coalesce(t.lsn, -1) < row.lsn
 MERGE (u:User {id: row.id})
 WITH row, t, u WHERE coalesce(u.lsn, -1) <= row.lsn
-SET u.email = row.email, u.full_name = row.full_name, u.created_at = row.created_at,
-    u.updated_at = row.updated_at, u.lsn = row.lsn
+SET u.email = row.email, u.full_name = row.full_name, u.created_at = datetime(row.created_at),
+    u.updated_at = datetime(row.updated_at), u.lsn = row.lsn
 WITH t WHERE t IS NOT NULL
 DELETE t
 """
@@ -85,7 +85,7 @@ MERGE (u:User {id: row.user_id})
 MERGE (g:Group {id: row.group_id})
 MERGE (u)-[m:MEMBER_OF]->(g)
 WITH row, t, m WHERE coalesce(m.lsn, -1) <= row.lsn
-SET m.role = row.role, m.joined_at = row.joined_at, m.lsn = row.lsn
+SET m.role = row.role, m.joined_at = datetime(row.joined_at), m.lsn = row.lsn
 WITH t WHERE t IS NOT NULL
 DELETE t
 """

@@ -37,7 +37,7 @@ def test_membership_changes_decode_in_the_graph_projection() -> None:
     change = GraphProjection(None).decode(record(topics.MEMBERSHIPS, membership_change(row)))  # type: ignore[arg-type]
     assert isinstance(change, GraphChange)
     assert change.kind == "membership" and change.key == (10**12, 10**12)
-    assert change.props["joined_at"] == AT and change.lsn == row["lsn"]
+    assert datetime.fromisoformat(change.props["joined_at"]) == AT and change.lsn == row["lsn"]
 
 
 def test_membership_rows_put_each_user_in_ten_distinct_groups() -> None:

@@ -55,11 +55,13 @@ def gc(
 projection = GraphProjection(driver=None)  # type: ignore[arg-type]
 
 
-def test_user_create_keeps_the_graph_columns_with_parsed_times() -> None:
+def test_user_create_keeps_the_graph_columns_with_validated_iso_times() -> None:
     got = projection.decode(record(topics.USERS, change("c", after=USER, lsn=42)))
     assert got is not None
     assert (got.kind, got.key, got.lsn, got.deleted) == ("user", (7,), 42, False)
-    assert got.props["created_at"] == datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    # ISO-8601 text, which Cypher's datetime() parses on the server.
+    created = datetime.fromisoformat(got.props["created_at"])
+    assert created == datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert set(got.props) == {"id", "email", "full_name", "created_at", "updated_at"}
 
 
@@ -89,6 +91,7 @@ def test_tombstones_and_truncates_are_skipped(value: Any) -> None:
         change("c", after=USER, lsn=None),  # no WAL position: cannot be ordered
         change("c", after={**USER, "id": 0}),
         change("c", after={"id": 7}),  # columns missing
+        change("c", after={**USER, "created_at": "yesterday"}),  # not a time: never sent on
         change("c", after=None),
     ],
 )

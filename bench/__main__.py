@@ -25,6 +25,7 @@ SUITE = [
     "bench.drain",  # issue 7: drain after a pause
     "bench.tracing",  # issue 14: tracing on vs off (restarts the services per mode)
     "bench.claims",  # the brief's claims against the figures above (measures nothing)
+    "bench.hygiene",  # what the run left behind: drift (campus reconcile), bench topics
 ]
 
 
@@ -91,7 +92,7 @@ def _rss_table(rss: dict[str, float]) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short version (< 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short version (about 10 minutes)")
     parser.add_argument(
         "only", nargs="*", help="run only benchmarks whose module name contains this"
     )

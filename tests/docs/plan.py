@@ -157,7 +157,7 @@ SKIPPED: dict[str, str] = {
     "benchmarks never run inside `make test`",
     "make bench-topologies": "wipes the stack and starts the single node, then the cluster "
     "topology (about 35 minutes); benchmarks never run inside `make test`",
-    "make bench QUICK=1": "a benchmark run (under 5 minutes on a quiet machine) that writes a "
+    "make bench QUICK=1": "a benchmark run (about 10 minutes on a quiet machine) that writes a "
     "report into bench/results; benchmarks never run inside `make test`",
     # README "With Docker": CI runs these through `make test-containers` and `make test-compose`
     # (tests/containers, tests/compose), which build the images, bring compose up and down.

@@ -1,0 +1,83 @@
+"""Issue 16, bench hygiene: what the run left behind (runs after every other module).
+
+A bench writes through the product, so its changes and events are on Kafka for good (a log is
+not rewritten); every store derived from that log must still agree with it when the run ends.
+Checked here with the reconcile the operator runs (`campus reconcile`, read-only), once the
+projections are idle, and by listing the Kafka topics a run creates and must delete.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench import fixtures
+from bench.core import Figure, Report
+from bench.env import settings
+from campus_cli import reconcile
+
+# Topics a run creates: backlogs and dead letters of its own runners (bench/consumer.py, sinks).
+BENCH_TOPIC_PREFIXES = ("bench.", "campus.dlq.bench-")
+IDLE_S = 900
+
+
+async def _bench_topics() -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if t.startswith(BENCH_TOPIC_PREFIXES))
+    finally:
+        await admin.close()
+
+
+async def run(report: Report, *, quick: bool) -> None:
+    async with fixtures.http_client() as http:
+        token = await fixtures.admin_token(http)
+        idle = await fixtures.wait_idle(
+            http, token, ["graph", "timeseries", "cache"], timeout_s=IDLE_S
+        )
+    drifts = await reconcile.reconcile()
+    totals = reconcile.total(drifts)
+    drift = sum(totals.values())
+    rows = ["| store | checked | missing | extra | duplicated | stale |", "|" + "---|" * 6]
+    rows += [
+        f"| {d.store} | {d.checked:,} | {len(d.missing):,} | {len(d.extra):,} | "
+        f"{len(d.duplicated):,} | {len(d.stale):,} |"
+        for d in drifts
+    ]
+    samples = [
+        f"- {d.store} {cat}: {', '.join(map(str, getattr(d, cat)[:3]))}"
+        for d in drifts
+        for cat in reconcile.CATEGORIES
+        if getattr(d, cat)
+    ]
+    report.add(
+        Figure(
+            "hygiene",
+            "drift left in the derived stores after the run (campus reconcile: missing + "
+            "extra + duplicated + stale)",
+            drift,
+            "facts",
+            target="0",
+            met=drift == 0,
+            note="" if idle else f"the projections were not idle after {IDLE_S} s",
+        )
+    )
+    left = await _bench_topics()
+    report.add(
+        Figure(
+            "hygiene",
+            "bench topics left on Kafka",
+            len(left),
+            "topics",
+            target="0",
+            met=not left,
+            note=", ".join(left[:5]),
+        )
+    )
+    report.sections["Left behind"] = (
+        "`campus reconcile` (read-only) once the projections were idle"
+        + ("" if idle else f" (they were not, after {IDLE_S} s)")
+        + ":\n\n"
+        + "\n".join(rows)
+        + ("\n\n" + "\n".join(samples) if samples else "")
+    )

@@ -162,6 +162,7 @@ class Rep:
     """One repetition of every timed phase (latencies in seconds)."""
 
     gateway: list[float] = field(default_factory=list)
+    live: list[float] = field(default_factory=list)  # the gateway's /health/live
     redis: list[float] = field(default_factory=list)
     select: list[float] = field(default_factory=list)  # top 10 with the index on points
     select_plain: list[float] = field(default_factory=list)  # the brief's table: pk only
@@ -294,16 +295,27 @@ async def run(report: Report, *, quick: bool) -> None:
                     if resp.status_code != 200:
                         raise RuntimeError(f"leaderboard: {resp.status_code} {resp.text[:200]}")
 
+                live_url = f"{fixtures.url('gateway')}/health/live"
+
+                async def live() -> None:
+                    # The floor of any route of this gateway, from this client: the same
+                    # middleware (metrics, tracing) and no dependency at all.
+                    resp = await http.get(live_url)
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"live: {resp.status_code} {resp.text[:200]}")
+
                 async def direct() -> None:
                     await redis.zrevrange(LEADERBOARD, 0, 9, withscores=True)
 
                 # Warm the pools, the cached names and the plans, untimed.
                 await _timed(50, gateway)
+                await _timed(50, live)
                 await _timed(50, lambda: conn.fetch(INDEXED))
                 await _timed(5, lambda: conn.fetch(PLAIN))
                 for _ in range(repetitions):
                     rep = Rep()
                     rep.gateway = await _timed(requests, gateway)
+                    rep.live = await _timed(requests, live)
                     rep.redis = await _timed(requests, direct)
                     rep.select = await _timed(requests, lambda: conn.fetch(INDEXED))
                     rep.select_plain = await _timed(
@@ -381,8 +393,22 @@ async def run(report: Report, *, quick: bool) -> None:
             "ms",
             "PostgreSQL p50",
             [r.ms("select", 50) for r in runs],
+            "≤ 2 ms",
+            met=lambda value, _anchor: value <= 2.0,
         )
     )
+    for q in (50, 99):
+        report.add(
+            Figure.median_of(
+                "M5",
+                f"gateway GET /health/live p{q}, sequential (no dependency: the floor of any "
+                "gateway route from this client)",
+                [r.ms("live", q) for r in runs],
+                "ms",
+                f"leaderboard top 10 at the gateway p{q}",
+                [r.ms("gateway", q) for r in runs],
+            )
+        )
     report.add(
         Figure.median_of(
             "M5",

@@ -189,6 +189,11 @@ _GATEWAY_ROWS: list[tuple[str, str, int, tuple[float, float] | None, float | Non
 ]
 
 
+def _with_headers(script: str, headers: dict[str, str]) -> str:
+    """A wrk script that also sends `headers` (plain token text, no quotes) with every request."""
+    return "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items()) + script
+
+
 def _workers(n: int) -> str:
     return f"{n} uvicorn worker{'s' if n > 1 else ''}"
 
@@ -208,7 +213,7 @@ async def _gateway(report: Report, b: Bench) -> None:
     counted = rotate_paths_lua(paths) + COUNT_CACHE_LUA
     s = settings()
     # Per key, one wrk result per repetition.
-    keys = ("hello", "hello_redis", *(r[0] for r in _GATEWAY_ROWS))
+    keys = ("hello", "hello_redis", "users_service", *(r[0] for r in _GATEWAY_ROWS))
     results: dict[str, list[WrkResult]] = {k: [] for k in keys}
     # The anchor app's one Redis GET per request, over the same 50 cached profiles.
     redis_paths = rotate_paths_lua([f"/redis/user:{i}" for i in b.users])
@@ -226,6 +231,15 @@ async def _gateway(report: Report, b: Bench) -> None:
             results["cached"].append(await _load(f"{gw}/users", seconds, counted))
             async with _evicting(b.users):
                 results["uncached"].append(await _load(f"{gw}/users", seconds, counted))
+            # What an uncached read waits for: the users service itself, asked directly with
+            # the operator's token (signed now: it lives 60 s, longer than one wrk run).
+            results["users_service"].append(
+                await _load(
+                    f"{fixtures.url('users')}/users",
+                    seconds,
+                    _with_headers(rotate_paths_lua(paths), s.operator_headers("users")),
+                )
+            )
             results["feed"].append(
                 await _load(
                     f"{gw}/groups/{b.group}/posts/feed?limit=20",
@@ -277,6 +291,30 @@ async def _gateway(report: Report, b: Bench) -> None:
                 met=_at_most(p99_target) if p99_target and answered else None,
             )
         )
+    # What the uncached read wraps: the users service answering the same reads by itself.
+    users_rps = [r.requests_per_s for r in results["users_service"]]
+    report.add(
+        Figure.median_of(
+            "M4",
+            f"users service GET /users/{{id}} asked directly, {CONNECTIONS} connections",
+            users_rps,
+            "req/s",
+            f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
+            hello_rps,
+            digits=0,
+        )
+    )
+    report.add(
+        Figure.median_of(
+            "M4",
+            "uncached GET /users/{id} through the gateway, beside the users service it calls",
+            [r.requests_per_s for r in results["uncached"]],
+            "req/s",
+            "users service GET /users/{id} asked directly",
+            users_rps,
+            digits=0,
+        )
+    )
     # The floor of this design: what uvicorn, FastAPI and redis-py cost for one Redis round
     # trip per request, before the gateway's own middleware, rate limit, auth and tracing.
     report.add(

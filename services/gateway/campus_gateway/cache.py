@@ -134,27 +134,47 @@ class Lua:
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+# LTRIM only caps a list, and after the last LPUSH of a batch it leaves the list exactly as
+# one after each push would (the newest N entries): it runs once per list, at the end of the
+# batch, instead of once per event. (ZREMRANGEBYRANK on hot posts stays per event: a post
+# capped out early must not take a later boost of the same batch.)
+_CAPS = frozenset({"LTRIM"})
+
+
 @dataclass(slots=True)
 class RedisBatch:
     """What one projection batch does to Redis, in order; `Cache.apply_batch` sends it."""
 
     # ("P", key, entry, lsn, ttl) | ("O", event id, ops) | ("R", op)
-    steps: list[tuple[Any, ...]] = field(default_factory=list)
+    _steps: list[tuple[Any, ...]] = field(default_factory=list)
+    # (command, key) → the cap to run once after every step
+    _caps: dict[tuple[str, str], Op] = field(default_factory=dict)
 
     def put_if_newer(self, key: str, entry: bytes, lsn: int, ttl: int) -> None:
         """A profile write that only a change newer than the entry's makes."""
-        self.steps.append(("P", key, entry, lsn, ttl))
+        self._steps.append(("P", key, entry, lsn, ttl))
 
     def apply_once(self, event_id: str, ops: Sequence[Op]) -> None:
         """An event's effects, made only if the event was never applied before."""
-        self.steps.append(("O", event_id, ops))
+        kept: list[Op] = []
+        for op in ops:
+            if op[0] in _CAPS:
+                self._caps[(op[0], op[1])] = op
+            else:
+                kept.append(op)
+        self._steps.append(("O", event_id, kept))
 
     def run(self, op: Op) -> None:
         """A command made as it is (idempotent by itself)."""
-        self.steps.append(("R", op))
+        self._steps.append(("R", op))
+
+    @property
+    def steps(self) -> list[tuple[Any, ...]]:
+        """Every step in order, the caps last."""
+        return [*self._steps, *(("R", op) for op in self._caps.values())]
 
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self._steps) + len(self._caps)
 
 
 def batch_script_args(batch: RedisBatch, processed_ttl: int) -> tuple[list[str], list[Any]]:

@@ -88,3 +88,23 @@ def test_a_projection_batch_is_one_script_call_naming_each_key_once() -> None:
         ["O", 5, [["ZINCRBY", 3, "1", "3"]]],
         ["R", ["ZREM", 3, "1"]],
     ]
+
+
+def test_a_list_is_capped_once_per_batch_after_its_last_push() -> None:
+    batch = RedisBatch()
+    for event in ("e1", "e2"):
+        batch.apply_once(
+            event, [("LPUSH", "recent:group:2", event), ("LTRIM", "recent:group:2", 0, 49)]
+        )
+    batch.apply_once(
+        "e3", [("ZADD", "hot:posts", "NX", 1, "p"), ("ZREMRANGEBYRANK", "hot:posts", 0, -2)]
+    )
+    _, (_, steps) = batch_script_args(batch, 60)
+    assert orjson.loads(steps) == [
+        ["O", 1, [["LPUSH", 2, "e1"]]],
+        ["O", 3, [["LPUSH", 2, "e2"]]],
+        # Hot posts stay capped per event: a post capped out must not take a later boost.
+        ["O", 4, [["ZADD", 5, "NX", "1", "p"], ["ZREMRANGEBYRANK", 5, "0", "-2"]]],
+        ["R", ["LTRIM", 2, "0", "49"]],
+    ]
+    assert len(batch) == 4

@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,8 @@ from campus_common import topics
 from campus_documents import repository as docs_repo
 from campus_documents.config import Settings as DocumentsSettings
 from campus_documents.service import stored_post
+from campus_gateway.cache import HOT_POSTS
+from campus_gateway.config import Settings as GatewaySettings
 
 CONNECTIONS = 64
 # Load that reaches FerretDB stays below its PostgreSQL pool (20 connections): under tens of
@@ -92,6 +94,8 @@ class Bench:
     group: int
     seconds: float
     quick: bool
+    # hot:posts before the run: the posts the bench's own may push out of the capped set.
+    hot_before: dict[str, float] = field(default_factory=dict)
 
 
 # the bare anchor app ---------------------------------------------------------------------------
@@ -818,6 +822,31 @@ async def _forget_posts(b: Bench, db: Any) -> None:
             break
         await asyncio.sleep(0.5)
     await fixtures.wait_idle(b.http, b.token, ["cache", "timeseries"], timeout_s=120)
+    await _restore_hot_posts(b, db)
+
+
+async def _restore_hot_posts(b: Bench, db: Any) -> None:
+    """Put back the live posts the bench's pushed out of hot:posts.
+
+    The set is capped at its top N; a post pushed out does not come back when the posts that
+    pushed it out are deleted (nothing tells the projection about it again), while `campus
+    reconcile` expects every live post while there are at most N. The bench's posts displaced
+    them, so the bench puts them back, with their score, as `campus reconcile --repair` would."""
+    if not b.hot_before:
+        return
+    ids = [ObjectId(p) for p in b.hot_before if ObjectId.is_valid(p)]
+    live = {
+        str(d["_id"])
+        async for d in db[docs_repo.POSTS].find(
+            {"_id": {"$in": ids}, "deleted_at": None}, {"_id": 1}
+        )
+    }
+    redis = fixtures.product_redis()
+    try:
+        await redis.zadd(HOT_POSTS, {p: sc for p, sc in b.hot_before.items() if p in live}, gt=True)
+        await redis.zremrangebyrank(HOT_POSTS, 0, -GatewaySettings().hot_posts_max - 1)
+    finally:
+        await redis.aclose()
 
 
 # time series: analytics at (up to) 1M events --------------------------------------------------
@@ -940,6 +969,12 @@ async def run(report: Report, *, quick: bool) -> None:
         group = await fixtures.bench_group(http, "feed")
         await fixtures.join(http, group, author)
         b = Bench(http, token, users, author, group, seconds, quick)
+        redis = fixtures.product_redis()
+        try:
+            hot = await redis.zrange(HOT_POSTS, 0, -1, withscores=True)
+            b.hot_before = {bytes(m).decode(): float(sc) for m, sc in hot}
+        finally:
+            await redis.aclose()
         try:
             await db[docs_repo.POSTS].delete_many({"author_id": SEED_AUTHOR})  # leftovers
             # Lapses by itself if the run dies; the repetitions and the 100k seeding of a full

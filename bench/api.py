@@ -198,6 +198,33 @@ def _with_headers(script: str, headers: dict[str, str]) -> str:
     return "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items()) + script
 
 
+def _beside_floor(
+    report: Report,
+    *,
+    floor: str,
+    floor_short: str,
+    floor_runs: list[WrkResult],
+    figure: str,
+    figure_runs: list[WrkResult],
+    bare: str,
+    bare_rps: list[float],
+) -> None:
+    """A floor measured in the run (against bare uvicorn), and a gateway figure against it."""
+    floor_rps = [r.requests_per_s for r in floor_runs]
+    report.add(Figure.median_of("M4", floor, floor_rps, "req/s", bare, bare_rps, digits=0))
+    report.add(
+        Figure.median_of(
+            "M4",
+            figure,
+            [r.requests_per_s for r in figure_runs],
+            "req/s",
+            floor_short,
+            floor_rps,
+            digits=0,
+        )
+    )
+
+
 def _workers(n: int) -> str:
     return f"{n} uvicorn worker{'s' if n > 1 else ''}"
 
@@ -264,6 +291,7 @@ async def _gateway(report: Report, b: Bench) -> None:
 
     hello = results["hello"]
     hello_rps = [r.requests_per_s for r in hello]
+    bare = f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections"
     for key, label, connections, rps_target, p99_target in _GATEWAY_ROWS:
         runs = results[key]
         report.add(
@@ -272,7 +300,7 @@ async def _gateway(report: Report, b: Bench) -> None:
                 f"gateway {label}, {connections} connections",
                 [r.requests_per_s for r in runs],
                 "req/s",
-                f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
+                bare,
                 hello_rps,
                 _rps_target(*rps_target) if rps_target else None,
                 met=_rps_met(rps_target) if rps_target else None,
@@ -296,53 +324,28 @@ async def _gateway(report: Report, b: Bench) -> None:
             )
         )
     # What the uncached read wraps: the users service answering the same reads by itself.
-    users_rps = [r.requests_per_s for r in results["users_service"]]
-    report.add(
-        Figure.median_of(
-            "M4",
-            f"users service GET /users/{{id}} asked directly, {CONNECTIONS} connections",
-            users_rps,
-            "req/s",
-            f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
-            hello_rps,
-            digits=0,
-        )
-    )
-    report.add(
-        Figure.median_of(
-            "M4",
-            "uncached GET /users/{id} through the gateway, beside the users service it calls",
-            [r.requests_per_s for r in results["uncached"]],
-            "req/s",
-            "users service GET /users/{id} asked directly",
-            users_rps,
-            digits=0,
-        )
+    _beside_floor(
+        report,
+        floor=f"users service GET /users/{{id}} asked directly, {CONNECTIONS} connections",
+        floor_short="users service GET /users/{id} asked directly",
+        floor_runs=results["users_service"],
+        figure="uncached GET /users/{id} through the gateway, beside the users service it calls",
+        figure_runs=results["uncached"],
+        bare=bare,
+        bare_rps=hello_rps,
     )
     # The floor of this design: what uvicorn, FastAPI and redis-py cost for one Redis round
     # trip per request, before the gateway's own middleware, rate limit, auth and tracing.
-    report.add(
-        Figure.median_of(
-            "M4",
-            f"bare uvicorn JSON app + one pipelined Redis GET per request, {CONNECTIONS} "
-            "connections",
-            [r.requests_per_s for r in results["hello_redis"]],
-            "req/s",
-            f"bare uvicorn JSON app, {_workers(workers)}, {CONNECTIONS} connections",
-            hello_rps,
-            digits=0,
-        )
-    )
-    report.add(
-        Figure.median_of(
-            "M4",
-            "cached GET /users/{id} through the gateway, beside the Redis floor",
-            [r.requests_per_s for r in results["cached"]],
-            "req/s",
-            "bare uvicorn + one pipelined Redis GET per request",
-            [r.requests_per_s for r in results["hello_redis"]],
-            digits=0,
-        )
+    _beside_floor(
+        report,
+        floor=f"bare uvicorn JSON app + one pipelined Redis GET per request, {CONNECTIONS} "
+        "connections",
+        floor_short="bare uvicorn + one pipelined Redis GET per request",
+        floor_runs=results["hello_redis"],
+        figure="cached GET /users/{id} through the gateway, beside the Redis floor",
+        figure_runs=results["cached"],
+        bare=bare,
+        bare_rps=hello_rps,
     )
     report.add(
         Figure.median_of(

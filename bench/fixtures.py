@@ -302,14 +302,19 @@ async def drop_topics(names: Sequence[str]) -> None:
         await admin.close()
 
 
-async def drop_leftover_topics(prefix: str) -> list[str]:
-    """Delete the topics earlier runs left under `prefix`; returns their names."""
+async def topics_under(*prefixes: str) -> list[str]:
+    """The topics whose names start with one of `prefixes`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
     await admin.start()
     try:
-        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        return sorted(t for t in await admin.list_topics() if t.startswith(prefixes))
     finally:
         await admin.close()
+
+
+async def drop_leftover_topics(prefix: str) -> list[str]:
+    """Delete the topics earlier runs left under `prefix`; returns their names."""
+    names = await topics_under(prefix)
     if names:
         await drop_topics(names)
     return names

@@ -8,25 +8,13 @@ projections are idle, and by listing the Kafka topics a run creates and must del
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bench import fixtures
 from bench.core import Figure, Report
-from bench.env import settings
 from campus_cli import reconcile
 
 # Topics a run creates: backlogs and dead letters of its own runners (bench/consumer.py, sinks).
 BENCH_TOPIC_PREFIXES = ("bench.", "campus.dlq.bench-")
 IDLE_S = 900
-
-
-async def _bench_topics() -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        return sorted(t for t in await admin.list_topics() if t.startswith(BENCH_TOPIC_PREFIXES))
-    finally:
-        await admin.close()
 
 
 async def run(report: Report, *, quick: bool) -> None:
@@ -62,7 +50,7 @@ async def run(report: Report, *, quick: bool) -> None:
             note="" if idle else f"the projections were not idle after {IDLE_S} s",
         )
     )
-    left = await _bench_topics()
+    left = await fixtures.topics_under(*BENCH_TOPIC_PREFIXES)
     report.add(
         Figure(
             "hygiene",

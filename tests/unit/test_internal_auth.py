@@ -73,3 +73,33 @@ def test_an_expired_token_is_refused() -> None:
     claims = {"iss": "operator", "aud": "users", "iat": now - 120, "exp": now - 60, "jti": "x"}
     token = jwt.encode(claims, signer._key, algorithm="EdDSA")
     assert "expired" in refused(Verifier(audience="users", public_keys=KEYS), token)
+
+
+def test_a_verified_token_is_taken_again_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = Verifier(audience="users", public_keys=KEYS)
+    token = Signer(issuer="gateway", private_key=GATEWAY[0]).token(audience="users", user_id=4)
+    assert v.verify(token).user_id == 4
+    # The repeat does not decode again: a token now undecodable still passes from the cache...
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: pytest.fail("decoded twice"))
+    assert v.verify(token).user_id == 4
+    monkeypatch.undo()
+    # ...but past its expiry it is checked again in full (PyJWT then refuses it as expired).
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    checked: list[str] = []
+    real = jwt.decode
+
+    def spy(*args: object, **kwargs: object) -> object:
+        checked.append("decode")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", spy)
+    v.verify(token)
+    assert checked
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    v = Verifier(audience="users", public_keys=KEYS)
+    forged = Signer(issuer="gateway", private_key=generate_keypair()[0]).token(audience="users")
+    refused(v, forged)
+    refused(v, forged)

@@ -430,8 +430,13 @@ class Cache:
 
     # leaderboard, activity, hot posts ----------------------------------------------------
 
-    async def leaderboard(self, limit: int) -> list[tuple[int, float]]:
-        rows = await self._top(LEADERBOARD, limit)
+    @staticmethod
+    def queue_leaderboard(pipe: Any, limit: int) -> None:
+        """Queue the read of the top `limit` (for a pipeline that also counts the request)."""
+        pipe.zrevrange(LEADERBOARD, 0, limit - 1, withscores=True)
+
+    @staticmethod
+    def take_leaderboard(rows: list[tuple[bytes, float]]) -> list[tuple[int, float]]:
         return [(int(member), score) for member, score in rows]
 
     async def activity(self, group_id: int, limit: int) -> list[Any]:

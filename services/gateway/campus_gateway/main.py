@@ -137,6 +137,7 @@ def _health_checks(gw: Gateway) -> dict[str, Any]:
 routers = [m.router for m in (users, groups, posts, social, ops, admin)] + [
     users.reads,
     groups.reads,
+    social.reads,
     admin.projections,
     dashboard.router,
 ]

@@ -227,14 +227,33 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-async def leaderboard(*, gw: Gateway, limit: int) -> list[LeaderboardEntry]:
-    """The top users by points, with names; 503 when Redis (its only store) is down."""
+async def counted_leaderboard(
+    *, gw: Gateway, limiter: RateLimiter, address: str, user_id: int | None, limit: int
+) -> tuple[Verdict, list[LeaderboardEntry]]:
+    """The top users by points, with names, and the request's rate-limit counts: the counts
+    and the ranking in one Redis round trip, the names' entries in a second. Over the limit,
+    the verdict comes back with no entries; 503 when Redis (the ranking's only store) is down.
+    """
+    counts = 0
+
+    def queue(pipe: Any) -> None:
+        nonlocal counts
+        counts = limiter.queue(pipe, address=address, user_id=user_id)
+        gw.cache.queue_leaderboard(pipe, limit)
+
     try:
-        rows = await gw.cache.leaderboard(limit)
+        results = await gw.cache.pipelined(queue)
     except CacheUnavailableError as exc:
         raise UnavailableError(
             "the leaderboard is unavailable: it lives only in Redis, which is down"
         ) from exc
+    verdict = limiter.verdict(results[:counts])
+    if not verdict.allowed:
+        return verdict, []
+    return verdict, await _named(gw=gw, rows=gw.cache.take_leaderboard(results[counts]))
+
+
+async def _named(*, gw: Gateway, rows: list[tuple[int, float]]) -> list[LeaderboardEntry]:
     try:
         users = await get_profiles(gw=gw, kind="user", ids=[u for u, _ in rows])
     except UpstreamError:

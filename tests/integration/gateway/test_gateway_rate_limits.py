@@ -97,3 +97,27 @@ async def test_http_burst_gets_429_with_retry_after(
     finally:
         await http.delete(f"{gw}/admin/rate-limits/user/{account.id}", headers=admin.auth)
     assert (await http.get(f"{gw}/users/{account.id}", headers=account.auth)).status_code == 200
+
+
+async def test_the_leaderboard_counts_in_the_same_windows(
+    http: httpx.AsyncClient, gw: str, account: Account, admin: Account
+) -> None:
+    # The leaderboard counts the request in the round trip that reads the ranking: the same
+    # per-user window as every other route, so a profile read and the leaderboard share it.
+    override = {"limit": 4, "window_s": 60, "ttl_s": 120}
+    resp = await http.put(
+        f"{gw}/admin/rate-limits/user/{account.id}", json=override, headers=admin.auth
+    )
+    assert resp.status_code == 200, resp.text
+    board = f"{gw}/recommendations/leaderboard"
+    try:
+        assert (await http.get(f"{gw}/users/{account.id}", headers=account.auth)).status_code == 200
+        codes = [(await http.get(board, headers=account.auth)).status_code for _ in range(5)]
+        assert codes == [200] * 3 + [429] * 2
+        resp = await http.get(board, headers=account.auth)
+        assert resp.status_code == 429 and "rate limit" in resp.json()["detail"]
+        assert 1 <= int(resp.headers["retry-after"]) <= 60
+    finally:
+        await http.delete(f"{gw}/admin/rate-limits/user/{account.id}", headers=admin.auth)
+    resp = await http.get(board, headers=account.auth)
+    assert resp.status_code == 200 and isinstance(resp.json(), list)

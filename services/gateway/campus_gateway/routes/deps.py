@@ -70,18 +70,20 @@ MaybeCaller = Annotated[Principal | None, Depends(optional_principal)]
 Admin = Annotated[Principal, Depends(admin_principal)]
 
 
-async def rate_limited(request: Request, gw: Gw) -> None:
-    """Count the request against its address and (with a valid token) its user; 429 over it."""
-    limiter: RateLimiter = request.app.state.limiter
-    principal = None
+def token_user(request: Request, gw: Gateway) -> int | None:
+    """The user of the request's token when it is valid, for the per-user rate limit."""
     try:
         token = bearer(request)
         principal = decode_token(gw.settings, token) if token else None
     except HTTPException:
-        pass  # the route itself answers 401 where a token is needed
-    verdict = await limiter.check(
-        address=client_address(request), user_id=principal.user_id if principal else None
-    )
+        return None  # the route itself answers 401 where a token is needed
+    return principal.user_id if principal else None
+
+
+async def rate_limited(request: Request, gw: Gw) -> None:
+    """Count the request against its address and (with a valid token) its user; 429 over it."""
+    limiter: RateLimiter = request.app.state.limiter
+    verdict = await limiter.check(address=client_address(request), user_id=token_user(request, gw))
     if not verdict.allowed:
         raise too_many(verdict)
 

@@ -18,9 +18,12 @@ from campus_gateway.routes.deps import (
     Gw,
     Id,
     Limit,
+    client_address,
     forwarded,
     passthrough,
     rate_limited,
+    token_user,
+    too_many,
 )
 from campus_gateway.schemas import FollowRequest, LeaderboardEntry
 
@@ -188,7 +191,20 @@ async def recommend_groups(user_id: Id, gw: Gw, request: Request, limit: Limit =
     return passthrough(reply)
 
 
-@router.get("/recommendations/leaderboard", tags=["recommendations"])
-async def leaderboard(gw: Gw, limit: Limit = 10) -> list[LeaderboardEntry]:
+# Without `rate_limited`: the leaderboard counts the request in its own Redis round trip.
+reads = APIRouter(responses=errors())
+
+
+@reads.get("/recommendations/leaderboard", tags=["recommendations"])
+async def leaderboard(gw: Gw, request: Request, limit: Limit = 10) -> list[LeaderboardEntry]:
     """Top users by participation points (a Redis sorted set; 503 while Redis is down)."""
-    return await service.leaderboard(gw=gw, limit=limit)
+    verdict, entries = await service.counted_leaderboard(
+        gw=gw,
+        limiter=request.app.state.limiter,
+        address=client_address(request),
+        user_id=token_user(request, gw),
+        limit=limit,
+    )
+    if not verdict.allowed:
+        raise too_many(verdict)
+    return entries

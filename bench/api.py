@@ -592,6 +592,14 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
         finally:
             await _forget_posts(b, db)
             await db[docs_repo.POSTS].delete_many({"author_id": SEED_AUTHOR})
+    # The same posts with tracing off: what the default (every request traced) costs them.
+    untraced: list[Created] = []
+    async with fixtures.tracing_mode("off"):
+        for _ in range(reps(quick=b.quick)):
+            try:
+                untraced.append(await _create_posts(b, seconds))
+            finally:
+                await _forget_posts(b, db)
     results = [c.result for c in created]
     posts_per_s = [
         r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0 for r in results
@@ -620,13 +628,37 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
             [r.p50_ms for r in results],
         )
     )
+    off = [c.result for c in untraced]
+    report.add(
+        Figure.median_of(
+            "M4",
+            "posts created/s through the documents service, tracing off",
+            [r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0 for r in off],
+            "posts/s",
+            "same, tracing on (the default)",
+            posts_per_s,
+            digits=0,
+        )
+    )
+    report.add(
+        Figure.median_of(
+            "M4",
+            "POST /groups/{id}/posts p99, tracing off",
+            [r.p99_ms for r in off],
+            "ms",
+            "same, tracing on (the default)",
+            [r.p99_ms for r in results],
+        )
+    )
     n = len(created)
     report.sections["M4 documents writes"] = (
         f"{n} repetition{'s' if n > 1 else ''}, each: posts created for {seconds:g} s (after a "
         "1 s warm-up) by one bench member of one bench group (each POST asks the users service "
         f"about the membership), then {direct_s:g} s of insert_one straight into FerretDB, "
-        "then the posts, their leaderboard points, hot-post entries, activity list and events "
-        "rows removed again. Posts per repetition: "
+        "then the posts deleted through the service (their post.deleted takes them back out "
+        "of the projections). After the repetitions the five services were restarted with "
+        "tracing off and the posts through the service made and deleted as many times again, "
+        "then restarted with the .env settings. Posts per repetition: "
         + ", ".join(f"{c.result.requests:,}" for c in created)
         + "; post.created events the relay published for them (the warm-up second's "
         "included): "

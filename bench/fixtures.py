@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -25,6 +26,7 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from bench.core import ROOT
 from bench.env import PROJECTION_SERVICES, settings
 from campus_common.kafka import ensure_topics
 
@@ -362,3 +364,42 @@ _DELETE_BENCH_GRAPH: tuple[LiteralString, ...] = (
     "MATCH (t:Tombstone) WHERE t.id >= $base OR t.user_id >= $base OR t.group_id >= $base "
     "WITH t LIMIT 5000 DELETE t",
 )
+
+
+# Tracing settings for a measurement (issue 14: 100 % by default for the classroom, lower for
+# benchmarks), written to an override file stack/services/run.sh reads after .env.
+TRACING_OVERRIDE = ROOT / ".stack" / "run" / "tracing.env"
+SERVICES = ["users", "documents", "graph", "timeseries", "gateway"]
+TRACING_MODES: dict[str, str] = {
+    "off": "CAMPUS_OTEL_ENABLED=false\n",
+    "10 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=0.1\n",
+    "100 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=1.0\n",
+}
+
+
+def restart_services(override: str | None) -> None:
+    """Restart the services with `override` (None: .env alone) and wait until they answer."""
+    if override is None:
+        TRACING_OVERRIDE.unlink(missing_ok=True)
+    else:
+        TRACING_OVERRIDE.write_text(override)
+    conf = ROOT / ".stack" / "run" / "supervisord.conf"
+    sctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf)]
+    subprocess.run([*sctl, "restart", *SERVICES], check=True, capture_output=True, timeout=180)
+    ready = ROOT / "stack" / "services" / "ready.sh"
+    deadline = time.monotonic() + 120
+    for name in SERVICES:
+        while subprocess.run([str(ready), name], capture_output=True, check=False).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after restart")
+            time.sleep(0.5)
+
+
+@contextlib.asynccontextmanager
+async def tracing_mode(mode: str) -> AsyncIterator[None]:
+    """The services restarted with one of TRACING_MODES for the block, then with .env again."""
+    await asyncio.to_thread(restart_services, TRACING_MODES[mode])
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(restart_services, None)

@@ -163,6 +163,9 @@ class Rep:
 
     gateway: list[float] = field(default_factory=list)
     live: list[float] = field(default_factory=list)  # the gateway's /health/live
+    # The same two, the services restarted with tracing off (after every repetition above).
+    gateway_off: list[float] = field(default_factory=list)
+    live_off: list[float] = field(default_factory=list)
     redis: list[float] = field(default_factory=list)
     select: list[float] = field(default_factory=list)  # top 10 with the index on points
     select_plain: list[float] = field(default_factory=list)  # the brief's table: pk only
@@ -259,6 +262,10 @@ async def _projection(n: int) -> tuple[float, float, float]:
     return through, decoding / elapsed, pipelined
 
 
+def _at_most(limit: float) -> Callable[[float, float | None], bool]:
+    return lambda value, _anchor: value <= limit
+
+
 async def run(report: Report, *, quick: bool) -> None:
     requests = 300 if quick else 2000
     events = 20_000 if quick else 100_000
@@ -325,6 +332,14 @@ async def run(report: Report, *, quick: bool) -> None:
                     rep.zincrby = await _zincrby_benchmark()
                     rep.through, rep.decode_share, rep.pipelined = await _projection(events)
                     runs.append(rep)
+                # The same reads with tracing off: what the default (every request traced,
+                # issue 14) costs this route. One restart for all repetitions.
+                async with fixtures.tracing_mode("off"):
+                    await _timed(50, gateway)
+                    await _timed(50, live)
+                    for rep in runs:
+                        rep.gateway_off = await _timed(requests, gateway)
+                        rep.live_off = await _timed(requests, live)
                 if profile.available():
                     # Untimed, after the repetitions: where a sequential top-10 read spends the
                     # gateway's CPU.
@@ -365,6 +380,12 @@ async def run(report: Report, *, quick: bool) -> None:
             f"Only {real_above} real users have points, so ten named bench users (score -0.5, "
             "above the unnamed bench members) filled the rest of the top 10 during the run."
         )
+    report.sections["M5 tracing off"] = (
+        "After the repetitions the five services were restarted with tracing off (no tracer "
+        f"provider, no instrumentation), and each repetition's {requests} sequential top-10 "
+        "reads and /health/live reads were made again; then the services were restarted "
+        "with the .env settings (every request traced)."
+    )
     report.sections["M5 leaderboard size"] = (
         f"`{LEADERBOARD}` held {size:,} members during the top-10 run "
         f"({MEMBERS:,} unnamed bench members and ten named bench users, all with negative "
@@ -407,6 +428,19 @@ async def run(report: Report, *, quick: bool) -> None:
                 "ms",
                 f"leaderboard top 10 at the gateway p{q}",
                 [r.ms("gateway", q) for r in runs],
+            )
+        )
+    for q, limit in ((50, 2.0), (99, 5.0)):
+        report.add(
+            Figure.median_of(
+                "M5",
+                f"leaderboard top 10 at the gateway p{q}, tracing off",
+                [r.ms("gateway_off", q) for r in runs],
+                "ms",
+                f"gateway GET /health/live p{q}, tracing off",
+                [r.ms("live_off", q) for r in runs],
+                f"≤ {limit:g} ms",
+                met=_at_most(limit),
             )
         )
     report.add(

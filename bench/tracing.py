@@ -16,41 +16,13 @@ of tracing off's. A full run shortens each repetition (10 s of wrk, 20 s of writ
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 
 import asyncpg
 
 from bench import cdc, fixtures
 from bench.api import CONNECTIONS, _load
-from bench.core import ROOT, Figure, Report, reps
+from bench.core import Figure, Report, reps
 from bench.tools import COUNT_CACHE_LUA, WrkResult, rotate_paths_lua
-
-OVERRIDE = ROOT / ".stack" / "run" / "tracing.env"
-SERVICES = ["users", "documents", "graph", "timeseries", "gateway"]
-MODES: dict[str, str] = {
-    "off": "CAMPUS_OTEL_ENABLED=false\n",
-    "10 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=0.1\n",
-    "100 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=1.0\n",
-}
-
-
-def _restart_services(override: str | None) -> None:
-    """Restart the services with `override` (None: .env alone) and wait until they answer."""
-    if override is None:
-        OVERRIDE.unlink(missing_ok=True)
-    else:
-        OVERRIDE.write_text(override)
-    conf = ROOT / ".stack" / "run" / "supervisord.conf"
-    sctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(conf)]
-    subprocess.run([*sctl, "restart", *SERVICES], check=True, capture_output=True, timeout=180)
-    ready = ROOT / "stack" / "services" / "ready.sh"
-    deadline = time.monotonic() + 120
-    for name in SERVICES:
-        while subprocess.run([str(ready), name], capture_output=True, check=False).returncode:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after restart")
-            time.sleep(0.5)
 
 
 async def _measure(
@@ -91,14 +63,14 @@ async def run(report: Report, *, quick: bool) -> None:
     # Per mode, one (wrk result, p99 per store) per repetition.
     results: dict[str, list[tuple[WrkResult, dict[str, float]]]] = {}
     try:
-        for mode, override in MODES.items():
+        for mode, override in fixtures.TRACING_MODES.items():
             print(f"   tracing {mode}", flush=True)
-            await asyncio.to_thread(_restart_services, override)
+            await asyncio.to_thread(fixtures.restart_services, override)
             results[mode] = [
                 await _measure(ids=ids, token=token, seconds=seconds, cdc_s=cdc_s) for _ in range(n)
             ]
     finally:
-        await asyncio.to_thread(_restart_services, None)
+        await asyncio.to_thread(fixtures.restart_services, None)
 
     off = results["off"]
     for mode in ("10 %", "100 %"):
@@ -148,6 +120,6 @@ async def run(report: Report, *, quick: bool) -> None:
         "starts its own trace in each projection). Each figure is the median of the mode's "
         "repetitions (min and max beside it) against the median of tracing off's. Modes in "
         "order: "
-        + ", ".join(MODES)
+        + ", ".join(fixtures.TRACING_MODES)
         + ". Spans go to the Zipkin server of `make up` (in-memory storage) on the same cores."
     )

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import socket
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -53,7 +51,6 @@ from bench.core import (
     ROOT,
     Figure,
     Report,
-    cpu_by_component,
     percentile,
     reps,
     supervised_pid,
@@ -588,23 +585,10 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
     seconds, direct_s = (b.seconds, 3.0) if b.quick else (10.0, 5.0)
     created: list[Created] = []
     direct: list[float] = []
-    # The stack's CPU (every supervised component, the load generator excluded) per post: all
-    # the work a post through the service causes (the service, the users service, the relay,
-    # Kafka, the projections and their stores, Zipkin) against a direct insert's (FerretDB and
-    # its PostgreSQL), both on the same two cores.
-    cpu_service: list[dict[str, float]] = []
-    cpu_direct: list[dict[str, float]] = []
     for _ in range(reps(quick=b.quick)):
         try:
-            before = cpu_by_component()
-            made = await _create_posts(b, seconds)
-            cpu_service.append(_per(before, cpu_by_component(), made.events))
-            created.append(made)
-            before, started = cpu_by_component(), time.monotonic()
-            rate = await _direct_inserts(db, direct_s)
-            inserted = rate * (time.monotonic() - started)
-            cpu_direct.append(_per(before, cpu_by_component(), inserted))
-            direct.append(rate)
+            created.append(await _create_posts(b, seconds))
+            direct.append(await _direct_inserts(db, direct_s))
         finally:
             await _forget_posts(b, db)
             await db[docs_repo.POSTS].delete_many({"author_id": SEED_AUTHOR})
@@ -666,32 +650,6 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
             [r.p99_ms for r in results],
         )
     )
-    service_ms = [sum(c.values()) for c in cpu_service]
-    direct_ms = [sum(c.values()) for c in cpu_direct]
-    report.add(
-        Figure.median_of(
-            "M4",
-            "the stack's CPU per post created through the documents service (every component)",
-            service_ms,
-            "ms",
-            "per insert_one straight into FerretDB (FerretDB and PostgreSQL)",
-            direct_ms,
-            digits=3,
-        )
-    )
-    cores = os.cpu_count() or 1
-    report.add(
-        Figure.median_of(
-            "M4",
-            f"posts/s the {cores} cores allow at that CPU per post",
-            [cores * 1000 / ms for ms in service_ms if ms > 0],
-            "posts/s",
-            "half the direct insert_one rate (the target)",
-            [d / 2 for d in direct],
-            digits=0,
-        )
-    )
-    report.sections["M4 CPU per post, by component"] = _cpu_rows(cpu_service, cpu_direct)
     n = len(created)
     report.sections["M4 documents writes"] = (
         f"{n} repetition{'s' if n > 1 else ''}, each: posts created for {seconds:g} s (after a "
@@ -709,32 +667,6 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
         + ", ".join(f"{c.relay_tail_s:.1f}" for c in created)
         + " s after the load stopped."
     )
-
-
-def _per(before: dict[str, float], after: dict[str, float], n: float) -> dict[str, float]:
-    """CPU ms per unit of work, by component, between two cpu_by_component() samples."""
-    return {k: max(v - before.get(k, 0.0), 0.0) * 1000 / max(n, 1.0) for k, v in after.items()}
-
-
-def _cpu_rows(service: list[dict[str, float]], direct: list[dict[str, float]]) -> str:
-    """Median CPU ms per post of each component, through the service and straight in."""
-    names = sorted(
-        {k for c in service for k in c},
-        key=lambda k: -statistics.median([c.get(k, 0.0) for c in service]),
-    )
-    rows = [
-        "CPU ms per post, medians of the repetitions, over each phase's whole window (the "
-        "service's includes the wait for its last event; background work of idle components "
-        "is included too).",
-        "",
-        "| component | through the service | straight insert_one |",
-        "|---|---|---|",
-    ]
-    for name in names:
-        through = statistics.median([c.get(name, 0.0) for c in service])
-        straight = statistics.median([c.get(name, 0.0) for c in direct])
-        rows.append(f"| {name} | {through:.3f} | {straight:.3f} |")
-    return "\n".join(rows)
 
 
 FEED_GROUPS = [fixtures.BENCH_ID_BASE + g for g in range(SEED_GROUPS)]

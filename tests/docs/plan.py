@@ -153,7 +153,7 @@ SKIPPED: dict[str, str] = {
     "campus chaos": "the soak behind make chaos (see there)",
     "make test": "this suite runs inside `make test`: running it here would recurse",
     "make test-docs": "this suite itself: running it here would recurse",
-    "make bench": "the full benchmark suite takes about 70 minutes and is its own target; "
+    "make bench": "the full benchmark suite takes about 100 minutes and is its own target; "
     "benchmarks never run inside `make test`",
     "make bench-topologies": "wipes the stack and starts the single node, then the cluster "
     "topology (about 35 minutes); benchmarks never run inside `make test`",

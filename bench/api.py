@@ -51,6 +51,7 @@ from bench.core import (
     ROOT,
     Figure,
     Report,
+    at_most,
     percentile,
     reps,
     supervised_pid,
@@ -320,7 +321,7 @@ async def _gateway(report: Report, b: Bench) -> None:
                 "bare uvicorn p99",
                 [r.p99_ms for r in hello if r.requests] or [r.p99_ms for r in hello],
                 f"≤ {p99_target:g} ms" if p99_target else None,
-                met=_at_most(p99_target) if p99_target and answered else None,
+                met=at_most(p99_target) if p99_target and answered else None,
             )
         )
     # What the uncached read wraps: the users service answering the same reads by itself.
@@ -389,10 +390,6 @@ async def _evicting(users: list[int]) -> AsyncIterator[None]:
     finally:
         stop.set()
         await evictor
-
-
-def _at_most(limit: float) -> Callable[[float, float | None], bool]:
-    return lambda value, _anchor: value <= limit
 
 
 def _rps_met(target: tuple[float, float]) -> Callable[[float, float | None], bool]:
@@ -579,6 +576,11 @@ async def _direct_inserts(db: Any, seconds: float) -> float:
     return done / (time.monotonic() - started)
 
 
+def _posts_per_s(results: Sequence[WrkResult]) -> list[float]:
+    """Posts created per second in each run: its 2xx answers only."""
+    return [r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0 for r in results]
+
+
 async def _writes(report: Report, b: Bench, db: Any) -> None:
     # Each repetition: posts through the service, then the direct-insert anchor, then every
     # trace of both removed, so the next one starts from the same collection and stores.
@@ -601,9 +603,7 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
             finally:
                 await _forget_posts(b, db)
     results = [c.result for c in created]
-    posts_per_s = [
-        r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0 for r in results
-    ]
+    posts_per_s = _posts_per_s(results)
     report.add(
         Figure.median_of(
             "M4",
@@ -633,7 +633,7 @@ async def _writes(report: Report, b: Bench, db: Any) -> None:
         Figure.median_of(
             "M4",
             "posts created/s through the documents service, tracing off",
-            [r.requests_per_s * (1 - r.non_2xx / r.requests) if r.requests else 0.0 for r in off],
+            _posts_per_s(off),
             "posts/s",
             "same, tracing on (the default)",
             posts_per_s,
@@ -773,7 +773,7 @@ async def _feed_at_service(report: Report, b: Bench, db: Any) -> None:
                         f"the same query straight from FerretDB (pymongo) p{q}",
                         [percentile(f.direct, q) * 1000 for f in runs],
                         f"p99 ≤ {target_ms} ms" if q == 99 else None,
-                        met=_at_most(target_ms) if q == 99 else None,
+                        met=at_most(target_ms) if q == 99 else None,
                     )
                 )
             shares += [100 * f.hits / len(f.service) for f in runs]
@@ -945,7 +945,7 @@ async def _analytics(report: Report, b: Bench) -> None:
                 "GET /health of the same service (one SELECT 1) p99",
                 health99,
                 "≤ 50 ms",
-                met=_at_most(50),
+                met=at_most(50),
             )
         )
         report.series[f"latency:{name}"] = [t for run in timings[name] for t in run]

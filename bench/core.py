@@ -395,3 +395,8 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def at_most(limit: float) -> Callable[[float, float | None], bool]:
+    """A `met` for Figure.median_of: the value is at most `limit` (the anchor is not judged)."""
+    return lambda value, _anchor: value <= limit

@@ -36,7 +36,7 @@ from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from bench import fixtures, profile
-from bench.core import Figure, Report, percentile, reps
+from bench.core import Figure, Report, at_most, percentile, reps
 from bench.env import settings
 from bench.tools import RedisBenchResult, redis_benchmark
 from campus_common import runtime, topics
@@ -262,10 +262,6 @@ async def _projection(n: int) -> tuple[float, float, float]:
     return through, decoding / elapsed, pipelined
 
 
-def _at_most(limit: float) -> Callable[[float, float | None], bool]:
-    return lambda value, _anchor: value <= limit
-
-
 async def run(report: Report, *, quick: bool) -> None:
     requests = 300 if quick else 2000
     events = 20_000 if quick else 100_000
@@ -440,7 +436,7 @@ async def run(report: Report, *, quick: bool) -> None:
                 f"gateway GET /health/live p{q}, tracing off",
                 [r.ms("live_off", q) for r in runs],
                 f"≤ {limit:g} ms",
-                met=_at_most(limit),
+                met=at_most(limit),
             )
         )
     report.add(

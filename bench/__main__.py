@@ -9,7 +9,16 @@ import logging
 import traceback
 from datetime import UTC, datetime
 
-from bench.core import ROOT, TOPOLOGY, Report, before_after, previous_figures, rss_by_component
+from bench import fixtures
+from bench.core import (
+    ROOT,
+    TOPOLOGY,
+    TRACING,
+    Report,
+    before_after,
+    previous_figures,
+    rss_by_component,
+)
 from campus_common import runtime
 
 # Each module has `async def run(report, *, quick)`; order: cheap and independent first.
@@ -45,19 +54,17 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
     report = Report(quick=quick)
     report.sections[TOPOLOGY] = running
     report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
-    for name in SUITE:
-        if only and not any(o in name for o in only):
-            continue
-        print(f"== {name}", flush=True)
-        try:
-            module = importlib.import_module(name)
-            # The projections and consumers some modules run in this process get the
-            # services' interpreter settings (campus_common.web does this after start-up).
-            runtime.settle_heap()
-            await module.run(report, quick=quick)
-        except Exception as exc:
-            report.errors[name] = f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
+    if running == "single":
+        # Issue 14: every request traced for the classroom, a lower rate for benchmarks.
+        report.sections[TRACING] = (
+            f"The services run with tracing at {fixtures.BENCH_TRACING} sampling for the whole "
+            "run (restarted so at its start, and with `.env` again at its end); figures named "
+            "'tracing 100 %' and T1/T2 measure the classroom default beside it."
+        )
+        async with fixtures.run_tracing(fixtures.BENCH_TRACING):
+            await _run_suite(report, quick=quick, only=only)
+    else:
+        await _run_suite(report, quick=quick, only=only)
     report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     name = f"{day}-{'-'.join(only)}" if only else day
@@ -81,6 +88,22 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
     print(path.read_text())
     print("== before → after\n" + comparison)
     print(f"written to {path.parent}")
+
+
+async def _run_suite(report: Report, *, quick: bool, only: list[str]) -> None:
+    for name in SUITE:
+        if only and not any(o in name for o in only):
+            continue
+        print(f"== {name}", flush=True)
+        try:
+            module = importlib.import_module(name)
+            # The projections and consumers some modules run in this process get the
+            # services' interpreter settings (campus_common.web does this after start-up).
+            runtime.settle_heap()
+            await module.run(report, quick=quick)
+        except Exception as exc:
+            report.errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
 
 
 def _rss_table(rss: dict[str, float]) -> str:

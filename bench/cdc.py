@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from bench import fixtures, profile
-from bench.core import Figure, Report, percentile, reps
+from bench.core import Figure, Report, cpu_now, cpu_spent, percentile, reps
 from bench.tools import PacedRun, Visibility, Write, notes, paced, recovery_s
 from campus_common import topics
 from campus_gateway.cache import decode_entry, profile_key
@@ -203,6 +204,9 @@ class LatencyRun:
     seen: dict[str, Visibility]
     writes: PacedRun
     samples: dict[str, list[dict[str, Any]]]
+    # CPU seconds of each component while the writes were sent, and how long that took.
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_window_s: float = 0.0
 
     def ms(self, store: str) -> list[float]:
         return [x * 1000 for x in self.seen[store].latencies]
@@ -242,9 +246,11 @@ async def _observe(
         # Writes start once the Kafka tail sits at the end of the topic.
         await asyncio.wait_for(tailing.wait(), 30)
         _raise_if_failed(tasks)
+        cpu_before, started = cpu_now(), time.monotonic()
         writes = await paced(
             RATE, duration_s, _writer(pool, ids, tokens, list(seen.values())), concurrency=8
         )
+        cpu, cpu_window_s = cpu_spent(cpu_before, cpu_now()), time.monotonic() - started
         sampling_done.set()
         deadline = time.monotonic() + STRAGGLER_WAIT_S
         while time.monotonic() < deadline and any(v.unresolved for v in seen.values()):
@@ -262,7 +268,7 @@ async def _observe(
         await driver.close()
     if not seen["kafka"].latencies:
         raise RuntimeError("no change reached campus.public.users: is Debezium running?")
-    return LatencyRun(seen, writes, samples)
+    return LatencyRun(seen, writes, samples, cpu, cpu_window_s)
 
 
 async def _latency(
@@ -382,7 +388,34 @@ def _report_latency(report: Report, runs: Sequence[LatencyRun]) -> dict[str, flo
         "(not measured here). Staleness comes from the heartbeat row (1 s interval) as each "
         "service reports it."
     )
+    if table := _cpu_table(runs):
+        report.sections["M1 CPU during the writes"] = table
     return p99s
+
+
+def _cpu_table(runs: Sequence[LatencyRun]) -> str:
+    """Where the cores went while the writes were sent: each component's share of the
+    machine's CPU time over the repetitions' write windows, and its CPU per write."""
+    window = sum(r.cpu_window_s for r in runs)
+    writes = sum(r.writes.sent for r in runs)
+    if not window or not writes:
+        return ""
+    spent: dict[str, float] = {}
+    for r in runs:
+        for name, seconds in r.cpu.items():
+            spent[name] = spent.get(name, 0.0) + seconds
+    capacity = window * (os.cpu_count() or 1)
+    rows = [
+        f"Over {window:.0f} s of writes ({writes:,} writes) on {os.cpu_count()} cores:",
+        "",
+        "| component | share of all cores | CPU ms per write |",
+        "|---|---|---|",
+    ]
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        rows.append(f"| {name} | {seconds / capacity:.1%} | {seconds * 1000 / writes:.2f} |")
+    total = sum(spent.values())
+    rows.append(f"| **total** | {total / capacity:.1%} | {total * 1000 / writes:.2f} |")
+    return "\n".join(rows)
 
 
 PROFILED = {"graph": "graph", "timeseries": "timeseries", "gateway": "cache"}

@@ -19,6 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The report section naming the topology a run measured (absent before the cluster topology).
 TOPOLOGY = "Topology"
+# The report section naming the tracing sampling the services ran with.
+TRACING = "Tracing"
 # Every figure of a full run is the median of this many repetitions of its timed phase (the
 # setup it measures against, seeding included, runs once); a quick run repeats once.
 REPS = 3
@@ -315,6 +317,17 @@ def cpu_by_component() -> dict[str, float]:
     """CPU seconds (user + system) each supervised component has used so far, its live and
     reaped children included (PostgreSQL's backends and WAL sender are its children)."""
     return {name: _tree_cpu_s(pid) for name, pid in _supervised_pids().items()}
+
+
+def cpu_now() -> dict[str, float]:
+    """CPU seconds so far of every component, and of this process (the load and observers)."""
+    times = os.times()
+    return {**cpu_by_component(), "bench (this process)": times.user + times.system}
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each component used between two `cpu_now()` readings."""
+    return {k: max(after[k] - before.get(k, 0.0), 0.0) for k in after}
 
 
 def _supervised_pids() -> dict[str, int]:

@@ -375,6 +375,12 @@ TRACING_MODES: dict[str, str] = {
     "10 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=0.1\n",
     "100 %": "CAMPUS_OTEL_ENABLED=true\nCAMPUS_OTEL_SAMPLE_RATIO=1.0\n",
 }
+# What `make bench` runs the services with; T1/T2 (bench.tracing) and the "tracing 100 %"
+# figures measure the classroom default beside it.
+BENCH_TRACING = "10 %"
+# The mode a run set for all its modules (None: the services as .env starts them), which a
+# block measuring another mode restores afterwards.
+_run_tracing: str | None = None
 
 
 def restart_services(override: str | None) -> None:
@@ -395,11 +401,30 @@ def restart_services(override: str | None) -> None:
             time.sleep(0.5)
 
 
+def restart_for_run() -> None:
+    """Restart the services as the run left them: in its tracing mode, else with .env alone."""
+    restart_services(TRACING_MODES[_run_tracing] if _run_tracing else None)
+
+
 @contextlib.asynccontextmanager
 async def tracing_mode(mode: str) -> AsyncIterator[None]:
-    """The services restarted with one of TRACING_MODES for the block, then with .env again."""
+    """The services restarted with one of TRACING_MODES for the block, then as the run has
+    them (`run_tracing`)."""
     await asyncio.to_thread(restart_services, TRACING_MODES[mode])
     try:
         yield
     finally:
+        await asyncio.to_thread(restart_for_run)
+
+
+@contextlib.asynccontextmanager
+async def run_tracing(mode: str) -> AsyncIterator[None]:
+    """The whole run with the services in one tracing mode, then with .env again."""
+    global _run_tracing
+    _run_tracing = mode
+    await asyncio.to_thread(restart_services, TRACING_MODES[mode])
+    try:
+        yield
+    finally:
+        _run_tracing = None
         await asyncio.to_thread(restart_services, None)

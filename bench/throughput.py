@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import asyncpg
 import orjson
 
 from bench import fixtures
-from bench.core import Figure, Report, cpu_by_component, percentile, reps
+from bench.core import Figure, Report, cpu_now, cpu_spent, percentile, reps
 from bench.env import settings
 from bench.tools import notes, slope
 from campus_common import topics
@@ -235,12 +234,6 @@ async def _clean_up(ids: list[int], drain_s: float, report: Report) -> None:
         await driver.close()
 
 
-def _cpu() -> dict[str, float]:
-    """CPU seconds so far of every component, and of this process (the load and the counter)."""
-    times = os.times()
-    return {**cpu_by_component(), "bench (this process)": times.user + times.system}
-
-
 def _cpu_table(anchor: dict[str, float], cdc: dict[str, float], a: Inserted, c: Inserted) -> str:
     """Where the cores went: CPU seconds per 1,000 commits, without and with CDC."""
     rows = [
@@ -259,10 +252,6 @@ def _cpu_table(anchor: dict[str, float], cdc: dict[str, float], a: Inserted, c: 
         f"{total * 1000 / max(c.commits, 1):.3f} | 100% |"
     )
     return "\n".join(rows)
-
-
-def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: max(after[k] - before.get(k, 0.0), 0.0) for k in after}
 
 
 @dataclass
@@ -316,12 +305,12 @@ async def run(report: Report, *, quick: bool) -> None:
         # Each repetition starts with the projections idle and no bench group left (the
         # previous one's clean-up deleted them): the same state as the first.
         busy += not await _idle(drain_s)
-        cpu_start = _cpu()
+        cpu_start = cpu_now()
         anchors.append(await _anchor(anchor_s))
-        _add(cpu_anchor, _spent(cpu_start, _cpu()))
-        cpu_start = _cpu()
+        _add(cpu_anchor, cpu_spent(cpu_start, cpu_now()))
+        cpu_start = cpu_now()
         inserted, arrivals, slot, start, end = await _with_cdc(duration_s, drain_s)
-        _add(cpu_cdc, _spent(cpu_start, _cpu()))
+        _add(cpu_cdc, cpu_spent(cpu_start, cpu_now()))
         runs.append(CdcRun(inserted, arrivals, slot, start, end))
         await _clean_up(inserted.ids, drain_s, report)
     _report(report, anchors, runs, duration_s=duration_s * n, anchor_s=anchor_s)

@@ -190,6 +190,13 @@ class WrkResult:
     socket_errors: int
     extra: dict[str, int]
 
+    @property
+    def ok_per_s(self) -> float:
+        """Successful answers per second: a refusal (a 429, a 503) served fast is not a read."""
+        if not self.requests:
+            return 0.0
+        return self.requests_per_s * (1 - self.non_2xx / self.requests)
+
 
 def _ms(value: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip())

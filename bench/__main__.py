@@ -8,9 +8,11 @@ import importlib
 import logging
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench import fixtures
 from bench.core import (
+    PROGRESS,
     ROOT,
     TOPOLOGY,
     TRACING,
@@ -36,6 +38,9 @@ SUITE = [
     "bench.claims",  # the brief's claims against the figures above (measures nothing)
     "bench.hygiene",  # what the run left behind: drift (campus reconcile), bench topics
 ]
+# Modules that measure the stores straight, never through the five services: a run of only
+# these does not restart the services for its tracing mode.
+STORES_ONLY = {"bench.consumer", "bench.friends", "bench.graphdepth"}
 
 
 def running_topology() -> str:
@@ -52,20 +57,6 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
             f"make clean && make up TOPOLOGY={topology}"
         )
     report = Report(quick=quick)
-    report.sections[TOPOLOGY] = running
-    report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
-    if running == "single":
-        # Issue 14: every request traced for the classroom, a lower rate for benchmarks.
-        report.sections[TRACING] = (
-            f"The services run with tracing at {fixtures.BENCH_TRACING} sampling for the whole "
-            "run (restarted so at its start, and with `.env` again at its end); figures named "
-            "'tracing 100 %' and T1/T2 measure the classroom default beside it."
-        )
-        async with fixtures.run_tracing(fixtures.BENCH_TRACING):
-            await _run_suite(report, quick=quick, only=only)
-    else:
-        await _run_suite(report, quick=quick, only=only)
-    report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     name = f"{day}-{'-'.join(only)}" if only else day
     if running != "single":
@@ -80,8 +71,23 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
         # A second full run on one day keeps the first's report (the docs quote full reports
         # by their folder): this one is named after its start time too.
         out = results / f"{name}-{report.started_at[11:16].replace(':', '')}"
-    # Read before this run overwrites its own; only a run of the same topology is a baseline.
+    # Read before this run writes its own; only a run of the same topology is a baseline.
     previous = previous_figures(results, quick=quick, topology=running)
+    report.sections[TOPOLOGY] = running
+    report.sections["Resident memory at idle (MiB)"] = _rss_table(rss_by_component())
+    selected = [name for name in SUITE if not only or any(o in name for o in only)]
+    if running == "single" and not set(selected) <= STORES_ONLY:
+        # Issue 14: every request traced for the classroom, a lower rate for benchmarks.
+        report.sections[TRACING] = (
+            f"The services run with tracing at {fixtures.BENCH_TRACING} sampling for the whole "
+            "run (restarted so at its start, and with `.env` again at its end); figures named "
+            "'tracing 100 %' and T1/T2 measure the classroom default beside it."
+        )
+        async with fixtures.run_tracing(fixtures.BENCH_TRACING):
+            await _run_suite(report, quick=quick, modules=selected, out=out)
+    else:
+        await _run_suite(report, quick=quick, modules=selected, out=out)
+    report.sections["Resident memory at the end (MiB)"] = _rss_table(rss_by_component())
     comparison = before_after(previous, report) if previous else "no earlier report to compare"
     report.sections["Before → after"] = comparison
     path = report.write(out)
@@ -90,10 +96,8 @@ async def main(quick: bool, only: list[str], topology: str | None = None) -> Non
     print(f"written to {path.parent}")
 
 
-async def _run_suite(report: Report, *, quick: bool, only: list[str]) -> None:
-    for name in SUITE:
-        if only and not any(o in name for o in only):
-            continue
+async def _run_suite(report: Report, *, quick: bool, modules: list[str], out: Path) -> None:
+    for done, name in enumerate(modules, 1):
         print(f"== {name}", flush=True)
         try:
             module = importlib.import_module(name)
@@ -104,6 +108,10 @@ async def _run_suite(report: Report, *, quick: bool, only: list[str]) -> None:
         except Exception as exc:
             report.errors[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
+        # Written after every module, so a run that dies later (the 13:40 run of 2026-12-02
+        # was killed in its last module) keeps what it measured; the end writes it again.
+        report.sections[PROGRESS] = f"{done} of {len(modules)} modules ran (up to {name})"
+        report.write(out, plots=False)
 
 
 def _rss_table(rss: dict[str, float]) -> str:

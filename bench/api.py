@@ -746,6 +746,13 @@ async def _feed(db: Any, b: Bench, requests: int, budget_s: float, seed: int) ->
         async with warming:
             await b.http.get(f"{docs}/groups/{g}/posts/feed", params={"limit": 20})
 
+    # After a restart (the 100 % tracing phase of the writes ends with one) the service answers
+    # 503 until its store is ready: wait for that, not for a fixed time.
+    for _ in range(240):  # at most 2 minutes
+        feed = await b.http.get(f"{docs}/groups/{picks[0]}/posts/feed", params={"limit": 20})
+        if feed.status_code != 503:
+            break
+        await asyncio.sleep(0.5)
     await asyncio.gather(*(warm(g) for g in FEED_GROUPS))
     service, direct, hits = [], [], 0
     deadline = time.monotonic() + budget_s

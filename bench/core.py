@@ -19,6 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The report section naming the topology a run measured (absent before the cluster topology).
 TOPOLOGY = "Topology"
+# The report section saying how many of the run's modules ran (the report is written after each).
+PROGRESS = "Progress"
 # The report section naming the tracing sampling the services ran with.
 TRACING = "Tracing"
 # Every figure of a full run is the median of this many repetitions of its timed phase (the
@@ -183,14 +185,15 @@ class Report:
             lines += [f"- {k}: {v}" for k, v in self.errors.items()]
         return "\n".join(lines) + "\n"
 
-    def write(self, out_dir: Path) -> Path:
-        """report.md, figures.json and PNG plots into out_dir."""
+    def write(self, out_dir: Path, *, plots: bool = True) -> Path:
+        """report.md, figures.json, the files kept (flame graphs) and PNG plots into out_dir."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.md").write_text(self.markdown())
         (out_dir / "figures.json").write_text(json.dumps(self.to_json(), indent=2))
         for name, content in self.files.items():
             (out_dir / name).write_bytes(content)
-        self._plots(out_dir)
+        if plots:
+            self._plots(out_dir)
         return out_dir / "report.md"
 
     def _plots(self, out_dir: Path) -> None:

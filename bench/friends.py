@@ -106,10 +106,12 @@ async def _neo_load(driver: AsyncDriver, n: int, pairs: list[tuple[int, int]]) -
     await driver.execute_query(
         "CREATE CONSTRAINT bench_user_id IF NOT EXISTS FOR (u:BenchUser) REQUIRE u.id IS UNIQUE"
     )
-    # Delete in chunks: one huge transaction would not fit the heap.
+    # Delete in chunks: one huge transaction would not fit the heap. 500 students take ~50,000
+    # relationships with them; 5,000 (the 100k graph's, ~500,000) ran out of Neo4j's
+    # transaction memory (dbms.memory.transaction.total.max) in the run of 2026-12-02 13:40.
     while True:
         _, summary, _ = await driver.execute_query(
-            "MATCH (u:BenchUser) WITH u LIMIT 5000 DETACH DELETE u"
+            "MATCH (u:BenchUser) WITH u LIMIT 500 DETACH DELETE u"
         )
         if summary.counters.nodes_deleted == 0:
             break

@@ -8,6 +8,10 @@ projections are idle, and by listing the Kafka topics a run creates and must del
 
 from __future__ import annotations
 
+import contextlib
+import resource
+from collections.abc import Iterator
+
 from bench import fixtures
 from bench.core import Figure, Report
 from campus_cli import reconcile
@@ -15,6 +19,23 @@ from campus_cli import reconcile
 # Topics a run creates: backlogs and dead letters of its own runners (bench/consumer.py, sinks).
 BENCH_TOPIC_PREFIXES = ("bench.", "campus.dlq.bench-")
 IDLE_S = 900
+# `campus reconcile` holds the whole log in memory (README, Known limits): on a stack with
+# ~2.4 million events rows it grew this process to 19.6 GB and the kernel's OOM killer ended
+# the run. Under this cap its reads fail with MemoryError and it stops (2026-12-02 15:37: "topic
+# read stalled" after 2 minutes) without taking the machine's memory from the stack.
+RECONCILE_LIMIT_BYTES = 6 * 1024**3
+
+
+@contextlib.contextmanager
+def _address_space(limit: int) -> Iterator[None]:
+    """This process's address space capped at `limit` for the block (the hard limit kept)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 async def run(report: Report, *, quick: bool) -> None:
@@ -23,7 +44,8 @@ async def run(report: Report, *, quick: bool) -> None:
         idle = await fixtures.wait_idle(
             http, token, ["graph", "timeseries", "cache"], timeout_s=IDLE_S
         )
-    drifts = await reconcile.reconcile()
+    with _address_space(RECONCILE_LIMIT_BYTES):
+        drifts = await reconcile.reconcile()
     totals = reconcile.total(drifts)
     drift = sum(totals.values())
     rows = ["| store | checked | missing | extra | duplicated | stale |", "|" + "---|" * 6]

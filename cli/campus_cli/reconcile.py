@@ -21,6 +21,10 @@ Checked:
 - documents: every post, comment and like in the documents database has exactly one event on
   `campus.documents.events` (one event id; a republish of the same id is counted as a note).
 
+The log is folded record by record as it is read (`Log`), and the time-series store's expected
+rows are spooled into that store and compared there (`RowSpool`), so memory grows with the facts,
+not with the length of the log.
+
 Records a projection dead-lettered (and that were not replayed) are left out of what that
 projection is expected to hold. Run it once the projections have caught up (lag 0): facts in
 flight show up as missing. `--repair` rewrites each reported fact from its source (a lost
@@ -32,7 +36,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,24 +118,7 @@ class Published:
     event: Event
 
 
-@dataclass
-class Log:
-    """Every record of the topics the projections consume, in partition order."""
-
-    changes: list[Change] = field(default_factory=list)
-    documents: list[Published] = field(default_factory=list)
-    graph: list[Published] = field(default_factory=list)
-    unparseable: int = 0
-    # (topic, partition, offset) of records each projection dead-lettered and never replayed.
-    dead: dict[str, set[tuple[str, int, int]]] = field(default_factory=dict)
-
-    def changes_for(self, projection: str) -> list[Change]:
-        dead = self.dead.get(projection, set())
-        return [c for c in self.changes if (c.topic, c.partition, c.offset) not in dead]
-
-    def events_for(self, projection: str, log: list[Published]) -> list[Published]:
-        dead = self.dead.get(projection, set())
-        return [p for p in log if (p.topic, p.partition, p.offset) not in dead]
+Where = tuple[str, int, int]  # (topic, partition, offset) of one record
 
 
 @dataclass
@@ -141,13 +129,16 @@ class Source:
     position: int
 
 
-async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRecord[Any, Any]]:
-    """Every record now in these topics, from offset 0 to the end offsets read at the start."""
+async def stream_topics(
+    s: StoreSettings, names: Iterable[str]
+) -> AsyncGenerator[list[ConsumerRecord[Any, Any]]]:
+    """Every record now in these topics, from offset 0 to the end offsets read at the start, one
+    fetched batch at a time (each partition in offset order); nothing is kept between batches."""
     names = list(names)
     await ensure_topics(s.kafka, names)
     parts = await topic_partitions(s.kafka, names)
     if not parts:
-        return []
+        return
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka.bootstrap_servers,
         group_id=None,
@@ -165,12 +156,11 @@ async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRe
         # (the "latest" default), ending its read before one record was read.
         for tp in parts:
             consumer.seek(tp, starts[tp])
-        out: list[ConsumerRecord[Any, Any]] = []
         idle = 0
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
             for tp, records in batch.items():
-                out += [r for r in records if r.offset < ends[tp]]
+                yield [r for r in records if r.offset < ends[tp]]
             for tp in list(todo):
                 if await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)
@@ -180,15 +170,14 @@ async def read_topics(s: StoreSettings, names: Iterable[str]) -> list[ConsumerRe
             if idle >= 30:
                 stuck = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in todo}
                 raise TimeoutError(f"topic read stalled before the end offsets {stuck}")
-        return out
     finally:
         await consumer.stop()
 
 
-async def _dead_letters(s: StoreSettings) -> dict[str, set[tuple[str, int, int]]]:
+async def _dead_letters(s: StoreSettings) -> dict[str, set[Where]]:
     from campus_cli import dlq
 
-    out: dict[str, set[tuple[str, int, int]]] = {}
+    out: dict[str, set[Where]] = {}
     for projection in PROJECTIONS:
         out[projection] = {
             (d.original_topic, d.original_partition, d.original_offset)
@@ -198,25 +187,23 @@ async def _dead_letters(s: StoreSettings) -> dict[str, set[tuple[str, int, int]]
     return out
 
 
-async def read_log(s: StoreSettings) -> Log:
-    """The CDC and domain topics, parsed; unparseable records (poison) are counted, not used."""
-    log = Log()
-    records = await read_topics(s, [*CDC_TABLES, *topics.DOMAIN_TOPICS])
-    for rec in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        if rec.value is None:
-            continue
-        try:
-            if rec.topic in CDC_TABLES:
-                change = ChangeRecord.from_bytes(rec.value)
-                if change.op in ("c", "r", "u", "d"):
-                    log.changes.append(Change(rec.topic, rec.partition, rec.offset, change))
-            else:
-                event = Event.from_bytes(rec.value)
-                target = log.documents if rec.topic == topics.DOCUMENT_EVENTS else log.graph
-                target.append(Published(rec.topic, rec.partition, rec.offset, event))
-        except ValueError:
-            log.unparseable += 1
-    log.dead = await _dead_letters(s)
+async def read_log(s: StoreSettings, *, timeseries: bool = False) -> Log:
+    """The CDC and domain topics, folded as they are read; unparseable records (poison) are
+    counted, not used. With `timeseries`, the rows that store must hold are spooled into it
+    (`RowSpool`; close it with `log.close()`)."""
+    log = Log(dead=await _dead_letters(s))
+    if timeseries:
+        log.rows = await RowSpool.open(s)
+    try:
+        async with aclosing(stream_topics(s, [*CDC_TABLES, *topics.DOMAIN_TOPICS])) as batches:
+            async for batch in batches:
+                for rec in batch:
+                    await log.add(rec)
+        if log.rows is not None:
+            await log.rows.done()
+    except BaseException:
+        await log.close()
+        raise
     return log
 
 
@@ -239,20 +226,97 @@ async def read_source(s: StoreSettings) -> Source:
         await conn.close()
 
 
+@dataclass
+class Log:
+    """What the topics the projections consume imply, folded record by record as they are read.
+
+    No record is kept once folded, so memory grows with the facts (live rows, edges, scores,
+    documents), not with the length of the log: a log of millions of changes to rows long deleted
+    costs little. The time-series store's rows, one per record, go into that store (`RowSpool`).
+    Each partition is folded in offset order, the only order the projections rely on (the facts
+    about one row, pair or post share a key, hence a partition).
+    """
+
+    # Records each projection dead-lettered and never replayed: left out of what it must hold.
+    dead: dict[str, set[Where]] = field(default_factory=dict)
+    unparseable: int = 0
+    records: int = 0
+    # Graph: the WAL position of the newest change of every live row, by (table, key).
+    positions: dict[tuple[str, tuple[int, ...]], int] = field(default_factory=dict)
+    # Graph: the last friend/follow event of every pair (True: added), each event id once.
+    friends: dict[tuple[int, int], bool] = field(default_factory=dict)
+    follows: dict[tuple[int, int], bool] = field(default_factory=dict)
+    graph_ids: set[str] = field(default_factory=set)
+    cache: Derived = field(default_factory=lambda: Derived())
+    documents: DocumentFacts = field(default_factory=lambda: DocumentFacts())
+    rows: RowSpool | None = None
+
+    def live(self, projection: str, where: Where) -> bool:
+        return where not in self.dead.get(projection, ())
+
+    async def add(self, rec: ConsumerRecord[Any, Any]) -> None:
+        """Fold one record into every projection's expectations."""
+        if rec.value is None:
+            return
+        self.records += 1
+        where = (rec.topic, rec.partition, rec.offset)
+        item: Change | Published
+        try:
+            if rec.topic in CDC_TABLES:
+                change = ChangeRecord.from_bytes(rec.value)
+                if change.op not in ("c", "r", "u", "d"):
+                    return
+                item = Change(*where, change)
+                key = change_key(item)
+                if self.live("graph", where):
+                    self._position(item)
+                if self.live("cache", where):
+                    self.cache.add_change(item)
+            else:
+                item = Published(*where, Event.from_bytes(rec.value))
+                if rec.topic == topics.DOCUMENT_EVENTS:
+                    self.documents.add(item.event)
+                else:
+                    self._edge(item.event)
+                if self.live("cache", where):
+                    self.cache.add_event(item.event)
+                key = str(item.event.id)
+        except ValueError:
+            self.unparseable += 1
+            return
+        if self.rows is not None and self.live("timeseries", where):
+            await self.rows.add((key, row_time(item)), item)
+
+    def _position(self, c: Change) -> None:
+        key = (CDC_TABLES[c.topic], _pk(c.topic, c.record.row))
+        if c.record.op == "d":
+            # A row deleted in the source must be gone from the store (checked as `extra`), so
+            # its position is no longer needed; only live rows are remembered.
+            self.positions.pop(key, None)
+        elif c.record.source.lsn is not None:
+            self.positions[key] = max(self.positions.get(key, -1), c.record.source.lsn)
+
+    def _edge(self, e: Event) -> None:
+        if str(e.id) in self.graph_ids:
+            return  # a relay republish: the same fact, once
+        self.graph_ids.add(str(e.id))
+        p = e.payload
+        if e.type in ("friend.added", "friend.removed"):
+            a, b = int(p["user_id"]), int(p["other_id"])
+            self.friends[(min(a, b), max(a, b))] = e.type == "friend.added"
+        elif e.type in ("follow.added", "follow.removed"):
+            self.follows[(int(p["follower_id"]), int(p["followee_id"]))] = e.type == "follow.added"
+
+    async def close(self) -> None:
+        if self.rows is not None:
+            await self.rows.close()
+            self.rows = None
+
+
 def _pk(topic: str, row: dict[str, Any]) -> tuple[int, ...]:
     if topic == topics.MEMBERSHIPS:
         return (int(row["user_id"]), int(row["group_id"]))
     return (int(row["id"]),)
-
-
-def latest_positions(changes: Iterable[Change]) -> dict[tuple[str, tuple[int, ...]], int]:
-    """The WAL position of the newest change of every row, by (table, key)."""
-    out: dict[tuple[str, tuple[int, ...]], int] = {}
-    for c in changes:
-        key = (CDC_TABLES[c.topic], _pk(c.topic, c.record.row))
-        if c.record.source.lsn is not None:
-            out[key] = max(out.get(key, -1), c.record.source.lsn)
-    return out
 
 
 def compare(
@@ -269,43 +333,28 @@ def compare(
 # --- neo4j -------------------------------------------------------------------------------------
 
 
-def edges_from_events(
-    events: Iterable[Published], users: dict[int, str]
+def live_edges(
+    log: Log, users: dict[int, str]
 ) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
     """FRIEND (both directions) and FOLLOWS edges the graph event log implies, by last event.
 
-    Both directions of a pair share a key, hence a partition, so partition order is their order.
     Edges of a deleted user go with the user's node (no event), so they are left out.
     """
-    friends: dict[tuple[int, int], bool] = {}
-    follows: dict[tuple[int, int], bool] = {}
-    seen: set[str] = set()
-    for pub in events:
-        e = pub.event
-        if str(e.id) in seen:
-            continue  # a relay republish: the same fact, once
-        seen.add(str(e.id))
-        p = e.payload
-        if e.type in ("friend.added", "friend.removed"):
-            a, b = int(p["user_id"]), int(p["other_id"])
-            friends[(min(a, b), max(a, b))] = e.type == "friend.added"
-        elif e.type in ("follow.added", "follow.removed"):
-            follows[(int(p["follower_id"]), int(p["followee_id"]))] = e.type == "follow.added"
     alive = set(users)
     friend_edges = {
         edge
-        for (a, b), on in friends.items()
+        for (a, b), on in log.friends.items()
         if on and a in alive and b in alive
         for edge in ((a, b), (b, a))
     }
-    follow_edges = {k for k, on in follows.items() if on and k[0] in alive and k[1] in alive}
+    follow_edges = {k for k, on in log.follows.items() if on and k[0] in alive and k[1] in alive}
     return friend_edges, follow_edges
 
 
 async def check_neo4j(s: StoreSettings, src: Source, log: Log, *, repair: bool) -> Drift:
     drift = Drift("neo4j")
-    positions = latest_positions(log.changes_for("graph"))
-    friend_want, follow_want = edges_from_events(log.graph, src.users)
+    positions = log.positions
+    friend_want, follow_want = live_edges(log, src.users)
     async with s.neo4j() as d:
         recs, _, _ = await d.execute_query(
             "MATCH (u:User) WHERE u.lsn IS NOT NULL "
@@ -431,58 +480,52 @@ def _canon(entry: dict[str, Any]) -> str:
 
 @dataclass
 class Derived:
-    """What the cache projection must have built from the log."""
+    """What the cache projection must have built from the log, folded one record at a time."""
 
     points: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     hot: dict[str, float] = field(default_factory=dict)
     activity: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # Each join and each event counted once (a relay republish repeats an event id).
+    once: set[str] = field(default_factory=set)
 
-
-def derive_cache(log: Log) -> Derived:
-    """Leaderboard points, hot-post scores and group activity, each event counted once."""
-    out = Derived()
-    once: set[str] = set()
-
-    def first(key: str) -> bool:
-        if key in once:
+    def _first(self, key: str) -> bool:
+        if key in self.once:
             return False
-        once.add(key)
+        self.once.add(key)
         return True
 
-    def activity(group_id: Any, entry: dict[str, Any]) -> None:
+    def _activity(self, group_id: Any, entry: dict[str, Any]) -> None:
         if group_id is not None:
-            out.activity[int(group_id)][_canon(entry)] += 1
+            self.activity[int(group_id)][_canon(entry)] += 1
 
-    for c in log.changes_for("cache"):
+    def add_change(self, c: Change) -> None:
+        """Leaderboard points and group activity of one membership change."""
         if c.topic != topics.MEMBERSHIPS:
-            continue
+            return
         row, lsn = c.record.row, c.record.position
         u, g = int(row["user_id"]), int(row["group_id"])
         if c.record.op in ("c", "r"):
             joined_at = row.get("joined_at") or str(lsn)
-            if first(f"join:{u}:{g}:{joined_at}"):
-                out.points[u] += POINTS["join"]
-                activity(
+            if self._first(f"join:{u}:{g}:{joined_at}"):
+                self.points[u] += POINTS["join"]
+                self._activity(
                     g, {"type": "join", "user_id": u, "role": row.get("role"), "at": joined_at}
                 )
-        elif c.record.op == "d" and first(f"leave:{u}:{g}:{lsn}"):
+        elif c.record.op == "d" and self._first(f"leave:{u}:{g}:{lsn}"):
             at = _iso(c.record.committed_at)
-            activity(g, {"type": "leave", "user_id": u, "at": at})
-    domain = sorted(
-        log.events_for("cache", log.documents) + log.events_for("cache", log.graph),
-        key=lambda p: (p.topic, p.partition, p.offset),
-    )
-    for pub in domain:
-        e = pub.event
-        if not first(str(e.id)):
-            continue
+            self._activity(g, {"type": "leave", "user_id": u, "at": at})
+
+    def add_event(self, e: Event) -> None:
+        """Leaderboard points, hot-post scores and group activity of one domain event."""
+        if not self._first(str(e.id)):
+            return
         p, at = e.payload, _iso(e.occurred_at)
         match e.type:
             case "post.created":
                 post = str(p["post_id"])
-                out.points[int(p["author_id"])] += POINTS["post"]
-                out.hot.setdefault(post, e.occurred_at.timestamp())
-                activity(
+                self.points[int(p["author_id"])] += POINTS["post"]
+                self.hot.setdefault(post, e.occurred_at.timestamp())
+                self._activity(
                     p.get("group_id"),
                     {
                         "type": "post",
@@ -493,39 +536,38 @@ def derive_cache(log: Log) -> Derived:
                     },
                 )
             case "post.deleted":
-                out.points[int(p["author_id"])] -= POINTS["post"]
-                out.hot.pop(str(p["post_id"]), None)
+                self.points[int(p["author_id"])] -= POINTS["post"]
+                self.hot.pop(str(p["post_id"]), None)
             case "comment.created":
                 post = str(p["post_id"])
-                out.points[int(p["author_id"])] += POINTS["comment"]
-                if post in out.hot:
-                    out.hot[post] += HOT_BOOST_S["comment"]
-                activity(
+                self.points[int(p["author_id"])] += POINTS["comment"]
+                if post in self.hot:
+                    self.hot[post] += HOT_BOOST_S["comment"]
+                self._activity(
                     p.get("group_id"),
                     {"type": "comment", "user_id": int(p["author_id"]), "post_id": post, "at": at},
                 )
             case "post.liked":
                 post = str(p["post_id"])
-                out.points[int(p["author_id"])] += POINTS["like_received"]
-                if post in out.hot:
-                    out.hot[post] += HOT_BOOST_S["like"]
-                activity(
+                self.points[int(p["author_id"])] += POINTS["like_received"]
+                if post in self.hot:
+                    self.hot[post] += HOT_BOOST_S["like"]
+                self._activity(
                     p.get("group_id"),
                     {"type": "like", "user_id": int(p["user_id"]), "post_id": post, "at": at},
                 )
             case "friend.added" | "friend.removed":
                 delta = POINTS["friend"] * (1 if e.type == "friend.added" else -1)
-                out.points[int(p["user_id"])] += delta
-                out.points[int(p["other_id"])] += delta
+                self.points[int(p["user_id"])] += delta
+                self.points[int(p["other_id"])] += delta
             case "follow.added" | "follow.removed":
                 delta = POINTS["follower"] * (1 if e.type == "follow.added" else -1)
-                out.points[int(p["followee_id"])] += delta
-    return out
+                self.points[int(p["followee_id"])] += delta
 
 
 async def check_redis(s: StoreSettings, src: Source, log: Log, *, repair: bool) -> Drift:
     drift = Drift("redis")
-    want = derive_cache(log)
+    want = log.cache
     r = s.redis()
     try:
         await _check_profiles(r, src, drift)
@@ -698,41 +740,104 @@ def row_time(item: Change | Published) -> datetime:
     return rec.committed_at
 
 
-def expected_rows(log: Log) -> dict[RowKey, Change | Published]:
-    """Every row the time-series store must hold, by (dedupe key, time).
-
-    A membership left and joined again keeps its dedupe key but has a new joined_at: two rows.
+class RowSpool:
+    """The rows the time-series store must hold, one per record of the log, copied into a
+    temporary table of that store while the log streams by. The comparison then runs there, as
+    anti-joins on the events table's primary key, instead of as two sets of millions of keys here.
+    A log record repeated (a relay republish) spools its row twice; the first one counts.
     """
-    want: dict[RowKey, Change | Published] = {}
-    for c in log.changes_for("timeseries"):
-        want.setdefault((change_key(c), row_time(c)), c)
-    for pub in log.events_for("timeseries", log.documents + log.graph):
-        want.setdefault((str(pub.event.id), row_time(pub)), pub)
-    return want
+
+    CHUNK = 10_000
+    COLUMNS = ("seq", "time", "user_id", "event_type", "properties", "source", "dedupe_key")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.pending: list[tuple[Any, ...]] = []
+        self.seq = 0
+
+    @classmethod
+    async def open(cls, s: StoreSettings) -> RowSpool:
+        conn = await asyncpg.connect(s.ts_dsn())
+        await conn.execute(
+            """CREATE TEMP TABLE reconcile_want (
+                   seq bigint NOT NULL, time timestamptz NOT NULL, user_id bigint,
+                   event_type text NOT NULL, properties text NOT NULL, source text NOT NULL,
+                   dedupe_key text COLLATE "C" NOT NULL)"""
+        )
+        return cls(conn)
+
+    async def add(self, rk: RowKey, item: Change | Published) -> None:
+        at, user_id, event_type, props, source, key = _row(rk, item)
+        properties = orjson.dumps(props, default=str).decode()
+        self.pending.append((self.seq, at, user_id, event_type, properties, source, key))
+        self.seq += 1
+        if len(self.pending) >= self.CHUNK:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self.pending:
+            await self.conn.copy_records_to_table(
+                "reconcile_want", records=self.pending, columns=self.COLUMNS
+            )
+            self.pending = []
+
+    async def done(self) -> None:
+        """The log is read: index the spool for the comparison."""
+        await self._flush()
+        await self.conn.execute("CREATE INDEX ON reconcile_want (dedupe_key, time, seq)")
+        await self.conn.execute("ANALYZE reconcile_want")
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+# Spooled rows the events table lacks (the first copy of each).
+_MISSING = """
+    SELECT DISTINCT ON (w.dedupe_key, w.time) w.*
+    FROM reconcile_want w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM events e WHERE e.dedupe_key = w.dedupe_key AND e.time = w.time)
+    ORDER BY w.dedupe_key, w.time, w.seq"""
+
+# Rows of the events table no spooled row stands for, and whether their dedupe key is spooled
+# under another time. The bench writes straight into the table on purpose; its rows have their
+# own prefix.
+_WRONG = """
+    SELECT e.dedupe_key, e.time,
+           EXISTS (SELECT 1 FROM reconcile_want w WHERE w.dedupe_key = e.dedupe_key) AS known
+    FROM events e
+    WHERE e.dedupe_key NOT LIKE 'bench%'
+      AND NOT EXISTS (
+        SELECT 1 FROM reconcile_want w WHERE w.dedupe_key = e.dedupe_key AND w.time = e.time)
+    ORDER BY e.dedupe_key, e.time"""
+
+
+# A constant built from constants: no input reaches this text.
+_INSERT_MISSING = (
+    "INSERT INTO events (time, user_id, event_type, properties, source, dedupe_key) "  # noqa: S608
+    f"SELECT time, user_id, event_type, properties::jsonb, source, dedupe_key FROM ({_MISSING}) m "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 async def check_timeseries(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
     drift = Drift("timeseries")
-    want = expected_rows(log)
-    conn = await asyncpg.connect(s.ts_dsn())
-    try:
-        rows = await conn.fetch("SELECT dedupe_key, time FROM events")
-        # The bench writes straight into the table on purpose; its rows have their own prefix.
-        have = {
-            (r["dedupe_key"], r["time"]) for r in rows if not r["dedupe_key"].startswith("bench")
-        }
-        want_keys = {k for k, _ in want}
-        drift.checked = len(want)
-        drift.missing = [("row", k) for k in sorted(want) if k not in have]
-        # (dedupe_key, time) is the table's primary key, so a fact stored twice shows up as its
-        # key filed under a second time.
-        wrong = sorted(k for k in have if k not in want)
-        drift.duplicated = [("row", k) for k in wrong if k[0] in want_keys]
-        drift.extra = [("row", k) for k in wrong if k[0] not in want_keys]
-        if repair and not drift.clean:
-            drift.repaired = await _repair_ts(conn, want, drift)
-    finally:
-        await conn.close()
+    if log.rows is None:
+        raise ValueError("check_timeseries needs a log read with read_log(..., timeseries=True)")
+    conn = log.rows.conn
+    drift.checked = int(
+        await conn.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT dedupe_key, time FROM reconcile_want) w"
+        )
+    )
+    drift.missing = [("row", (r["dedupe_key"], r["time"])) for r in await conn.fetch(_MISSING)]
+    # (dedupe_key, time) is the table's primary key, so a fact stored twice shows up as its key
+    # filed under a second time.
+    for r in await conn.fetch(_WRONG):
+        target = drift.duplicated if r["known"] else drift.extra
+        target.append(("row", (r["dedupe_key"], r["time"])))
+    if repair and not drift.clean:
+        drift.repaired = await _repair_ts(conn, drift)
     return drift
 
 
@@ -756,50 +861,49 @@ def _row(rk: RowKey, item: Change | Published) -> tuple[Any, ...]:
     return (at, user_id, f"{entity}.{verb}", props, f"cdc:{table}", key)
 
 
-async def _repair_ts(conn: asyncpg.Connection, want: dict[RowKey, Any], drift: Drift) -> int:
-    rows = [_row(k, want[k]) for _, k in drift.missing]
-    await conn.executemany(
-        "INSERT INTO events (time, user_id, event_type, properties, source, dedupe_key) "
-        "VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING",
-        [(*r[:3], orjson.dumps(r[3], default=str).decode(), *r[4:]) for r in rows],
-    )
+async def _repair_ts(conn: asyncpg.Connection, drift: Drift) -> int:
+    await conn.execute(_INSERT_MISSING)
     extra = drift.extra + drift.duplicated
     for _, (key, at) in extra:
         await conn.execute("DELETE FROM events WHERE dedupe_key = $1 AND time = $2", key, at)
-    return len(rows) + len(extra)
+    return len(drift.missing) + len(extra)
 
 
 # --- documents ---------------------------------------------------------------------------------
 
 
-def document_facts(
-    log: Log,
-) -> tuple[dict[tuple[Any, ...], set[str]], int, set[str], dict[str, str]]:
-    """Event ids per fact on the documents topic, records that repeated an id, deleted posts,
-    and the post of every comment."""
-    facts: dict[tuple[Any, ...], set[str]] = defaultdict(set)
-    comment_post: dict[str, str] = {}
-    ids: Counter[str] = Counter()
-    deleted: set[str] = set()
-    for pub in log.documents:
-        e, p = pub.event, pub.event.payload
-        ids[str(e.id)] += 1
+@dataclass
+class DocumentFacts:
+    """The documents topic, folded: the event ids of every fact (a republish repeats an id),
+    deleted posts, and the post of every comment."""
+
+    facts: dict[tuple[Any, ...], list[str]] = field(default_factory=lambda: defaultdict(list))
+    republished: int = 0
+    deleted: set[str] = field(default_factory=set)
+    comment_post: dict[str, str] = field(default_factory=dict)
+    _ids: set[str] = field(default_factory=set)
+
+    def add(self, e: Event) -> None:
+        p = e.payload
+        if str(e.id) in self._ids:
+            self.republished += 1
+        self._ids.add(str(e.id))
         match e.type:
             case "post.created":
-                facts[("post", str(p["post_id"]))].add(str(e.id))
+                self.facts[("post", str(p["post_id"]))].append(str(e.id))
             case "comment.created":
-                facts[("comment", str(p["comment_id"]))].add(str(e.id))
-                comment_post[str(p["comment_id"])] = str(p["post_id"])
+                self.facts[("comment", str(p["comment_id"]))].append(str(e.id))
+                self.comment_post[str(p["comment_id"])] = str(p["post_id"])
             case "post.liked":
-                facts[("like", (str(p["post_id"]), int(p["user_id"])))].add(str(e.id))
+                self.facts[("like", (str(p["post_id"]), int(p["user_id"])))].append(str(e.id))
             case "post.deleted":
-                deleted.add(str(p["post_id"]))
-    return facts, sum(n - 1 for n in ids.values()), deleted, comment_post
+                self.deleted.add(str(p["post_id"]))
 
 
 async def check_documents(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
     drift = Drift("documents")
-    facts, republished, deleted, comment_post = document_facts(log)
+    published = log.documents
+    facts, deleted, comment_post = published.facts, published.deleted, published.comment_post
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**s.mongo_options())
     try:
         db = client[s.docs_db_name]
@@ -835,11 +939,11 @@ async def check_documents(s: StoreSettings, log: Log, *, repair: bool) -> Drift:
                     want[fact] = True
         drift.checked = len(want)
         drift.notes = {
-            "republished_records": republished,
+            "republished_records": published.republished,
             "pending_events": sum(want.values()),
         }
         for fact, pending in want.items():
-            n = len(facts.get(fact, ()))
+            n = len(set(facts.get(fact, ())))
             if n == 0 and not pending:
                 drift.missing.append(fact)
             elif n > 1:
@@ -943,15 +1047,18 @@ async def reconcile(*, repair: bool = False) -> list[Drift]:
     """Drift of every derived store against its sources (and repair it when asked)."""
     s = StoreSettings()
     src = await read_source(s)
-    log = await read_log(s)
-    drifts = list(
-        await asyncio.gather(
-            check_neo4j(s, src, log, repair=repair),
-            check_redis(s, src, log, repair=repair),
-            check_timeseries(s, log, repair=repair),
-            check_documents(s, log, repair=repair),
+    log = await read_log(s, timeseries=True)
+    try:
+        drifts = list(
+            await asyncio.gather(
+                check_neo4j(s, src, log, repair=repair),
+                check_redis(s, src, log, repair=repair),
+                check_timeseries(s, log, repair=repair),
+                check_documents(s, log, repair=repair),
+            )
         )
-    )
+    finally:
+        await log.close()
     drifts[2].notes["unparseable_records"] = log.unparseable
     for projection, dead in log.dead.items():
         drifts[0].notes[f"dead_lettered_{projection}"] = len(dead)

@@ -240,7 +240,8 @@ class Log:
     # Records each projection dead-lettered and never replayed: left out of what it must hold.
     dead: dict[str, set[Where]] = field(default_factory=dict)
     unparseable: int = 0
-    records: int = 0
+    records: int = 0  # read, and their values' size in bytes
+    bytes: int = 0
     # Graph: the WAL position of the newest change of every live row, by (table, key).
     positions: dict[tuple[str, tuple[int, ...]], int] = field(default_factory=dict)
     # Graph: the last friend/follow event of every pair (True: added), each event id once.
@@ -259,6 +260,7 @@ class Log:
         if rec.value is None:
             return
         self.records += 1
+        self.bytes += len(rec.value)
         where = (rec.topic, rec.partition, rec.offset)
         item: Change | Published
         try:
@@ -1060,6 +1062,8 @@ async def reconcile(*, repair: bool = False) -> list[Drift]:
     finally:
         await log.close()
     drifts[2].notes["unparseable_records"] = log.unparseable
+    drifts[2].notes["log_records"] = log.records
+    drifts[2].notes["log_bytes"] = log.bytes
     for projection, dead in log.dead.items():
         drifts[0].notes[f"dead_lettered_{projection}"] = len(dead)
     return drifts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -34,6 +34,8 @@ LEASES = "leases"
 # like, so it needs none of their leases (an update on FerretDB v1 can lose a concurrent one).
 REQUEUED = "requeued"
 OUTBOX_COLLECTIONS = (POSTS, COMMENTS, LIKES, REQUEUED)
+# Data migrations that ran to completion, one document each (`_id`: the migration's name).
+MIGRATIONS = "migrations"
 
 # Internal fields never returned by the API.
 HIDDEN = {"outbox": 0, "pending": 0, "idempotency_key": 0, "request_hash": 0, "rev": 0}
@@ -144,6 +146,16 @@ async def find_posts_with_liked_by(db: Db, *, after: ObjectId | None, limit: int
         db[POSTS].find(where, {"liked_by": 1, "created_at": 1}).sort("_id", ASCENDING).limit(limit)
     )
     return await cursor.to_list(length=limit)
+
+
+async def migration_done(db: Db, name: str) -> bool:
+    return await db[MIGRATIONS].find_one({"_id": name}) is not None
+
+
+async def mark_migration_done(db: Db, name: str) -> None:
+    await db[MIGRATIONS].update_one(
+        {"_id": name}, {"$setOnInsert": {"done_at": datetime.now(UTC)}}, upsert=True
+    )
 
 
 async def drop_liked_by(db: Db, *, post_id: ObjectId) -> None:

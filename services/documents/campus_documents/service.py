@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import DuplicateKeyError
@@ -435,6 +436,11 @@ async def like_post(*, store: Store, users: UsersClient, post_id: str, user_id: 
     return LikeRead(post_id=post_id, user_id=user_id, likes=likes, liked=liked)
 
 
+LIKES_OUT_OF_POSTS = "likes-out-of-posts"
+# A whole-collection scan per page of old posts: the socket timeout of requests is far too short.
+MIGRATION_TIMEOUT_S = 900.0
+
+
 async def adopt_embedded_likes(*, store: Store, batch: int = 200) -> int:
     """Move likes kept inside posts (`liked_by`, before likes had documents) into the likes
     collection, then drop them from the posts; idempotent, run at start-up before requests.
@@ -442,7 +448,21 @@ async def adopt_embedded_likes(*, store: Store, batch: int = 200) -> int:
     Their post.liked events were queued in the post's outbox when they were made, so the new
     documents carry none: a queued one still goes out with the post, none is emitted twice.
     Returns how many likes were new.
+
+    It runs to completion once per database: no post is written with `liked_by` any more, and
+    finding the old ones is a scan of every post on FerretDB v1 (the filter is not pushed down),
+    which at 200k posts outlasts the client's socket timeout. Retried on every start, that scan
+    kept the service answering 503 for good (2026-12-02, 17:28 onwards).
     """
+    if await repo.migration_done(store.db, LIKES_OUT_OF_POSTS):
+        return 0
+    with pymongo.timeout(MIGRATION_TIMEOUT_S):
+        moved = await _adopt(store=store, batch=batch)
+    await repo.mark_migration_done(store.db, LIKES_OUT_OF_POSTS)
+    return moved
+
+
+async def _adopt(*, store: Store, batch: int) -> int:
     moved, after = 0, None
     while posts := await repo.find_posts_with_liked_by(store.db, after=after, limit=batch):
         after = posts[-1]["_id"]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo
 from pymongo.errors import PyMongoError
 
 from campus_common import topics
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 # What clearing one event needs: its collection, its document, the event as stored.
 Handle = tuple[str, dict[str, Any], dict[str, Any]]
 RELAY_KEY = "relay:documents"
+FETCH_TIMEOUT_S = 120.0
 
 
 class OutboxRelay(RelayBase[Handle]):
@@ -86,7 +88,11 @@ class OutboxRelay(RelayBase[Handle]):
         self._fetched = {}
         out: list[tuple[datetime, Pending[Handle]]] = []
         for collection in repo.OUTBOX_COLLECTIONS:
-            docs = await repo.find_pending(self.db, collection, limit=limit)
+            # FerretDB v1 reads every pending document to sort them (2026-12-02: ~20k posts
+            # pending took longer than the 5 s socket timeout of requests); a round that timed
+            # out drained nothing and left its scan running, so the backlog only grew.
+            with pymongo.timeout(FETCH_TIMEOUT_S):
+                docs = await repo.find_pending(self.db, collection, limit=limit)
             self._fetched[collection] = docs
             for doc in docs:
                 for stored in doc.get("outbox", []):

@@ -451,8 +451,8 @@ async def adopt_embedded_likes(*, store: Store, batch: int = 200) -> int:
 
     It runs to completion once per database: no post is written with `liked_by` any more, and
     finding the old ones is a scan of every post on FerretDB v1 (the filter is not pushed down),
-    which at 200k posts outlasts the client's socket timeout. Retried on every start, that scan
-    kept the service answering 503 for good (2026-12-02, 17:28 onwards).
+    which with the ~20k posts a bench run left outlasted the client's socket timeout. Retried
+    on every start, that scan kept the service answering 503 for good (2026-12-02, 17:28 on).
     """
     if await repo.migration_done(store.db, LIKES_OUT_OF_POSTS):
         return 0
